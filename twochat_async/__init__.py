@@ -1,0 +1,47 @@
+"""twochat-async: an asyncio-native SDK for 2Chat's Numbers API.
+
+Example::
+
+    async with TwoChatSession(api_key="...") as chat:
+        reservation = await chat.reserve("abc-123")
+"""
+
+from ._session import TwoChatSession
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InvalidResponseError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TwoChatError,
+    UnprocessableEntityError,
+)
+from .models import Reservation
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InvalidResponseError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Reservation",
+    "ServerError",
+    "TwoChatError",
+    "TwoChatSession",
+    "UnprocessableEntityError",
+    "__version__",
+]

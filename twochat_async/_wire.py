@@ -1,0 +1,181 @@
+"""2Chat's wire format, without I/O: validate arguments, build bodies, decode answers.
+
+Everything here is a plain function of its inputs, so it is tested with plain calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import cattrs
+
+from .errors import APIError, InvalidResponseError, RateLimitError, error_class
+from .models import Reservation, converter
+
+T = TypeVar("T")
+
+#: How much of a body an error keeps and shows.
+SNIPPET_CHARS = 200
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+def check_id(value: object, name: str) -> str:
+    """Return ``value`` if it is a non-blank string, else raise ``ValueError``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def check_number(value: object, name: str = "number") -> str:
+    """Return ``value`` if it is an E.164 phone number, else raise ``ValueError``."""
+    if not isinstance(value, str) or _E164.fullmatch(value) is None:
+        raise ValueError(
+            f"{name} must be an E.164 phone number: '+', then 2 to 15 digits not starting "
+            f"with 0, e.g. '+12135551234'; got {value!r}"
+        )
+    return value
+
+
+def encode_json(body: Mapping[str, Any]) -> bytes:
+    """Encode a request body as compact UTF-8 JSON."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def reservation_body(group_id: str, number: str | None) -> bytes:
+    """Build the JSON body of a reservation or purchase; ``number`` only when given."""
+    body = {"group_id": check_id(group_id, "group_id")}
+    if number is not None:
+        body["number"] = check_number(number)
+    return encode_json(body)
+
+
+def snippet(body: bytes) -> str:
+    """Return the start of a body as text, for error messages."""
+    text = body[: SNIPPET_CHARS * 4].decode("utf-8", "replace").strip()
+    return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
+
+
+def describe_status(status: int) -> str:
+    """Return ``"404 Not Found"``-style text for a status, or the bare number."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks to wait, or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def decode(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """Decode a 2Chat answer: the JSON object of a success, or raise its error.
+
+    Raises:
+        APIError: The status is not 2xx, or the body says ``"success": false``.
+        InvalidResponseError: A success whose body is not a JSON object.
+    """
+    try:
+        payload: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+        if 200 <= status < 300:
+            kind = "an empty body" if not body.strip() else f"not JSON: {snippet(body)!r}"
+            raise InvalidResponseError(
+                f"2Chat answered {describe_status(status)} with {kind}",
+                status=status,
+                body=snippet(body),
+            ) from None
+    if 200 <= status < 300 and not (isinstance(payload, dict) and payload.get("success") is False):
+        if not isinstance(payload, dict):
+            raise InvalidResponseError(
+                f"2Chat answered {describe_status(status)} with JSON that is not an object: "
+                f"{snippet(body)!r}",
+                status=status,
+                body=payload,
+            )
+        return payload
+    raise api_error(status, headers, body, payload)
+
+
+def api_error(status: int, headers: Mapping[str, str], body: bytes, payload: Any) -> APIError:
+    """Build the :class:`APIError` subclass for an error answer."""
+    message = payload.get("error_message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        if 300 <= status < 400:
+            message = (
+                f"2Chat answered {describe_status(status)} redirecting to "
+                f"{headers.get('Location', 'nowhere')!r}; redirects are not followed so the "
+                "API key goes only to base_url: check base_url"
+            )
+        elif payload is None and body.strip():
+            message = (
+                f"2Chat answered {describe_status(status)} with a non-JSON body: {snippet(body)!r}"
+            )
+        else:
+            message = f"2Chat answered {describe_status(status)} without an error message"
+    kept = payload if payload is not None else snippet(body)
+    cls = error_class(status)
+    if cls is RateLimitError:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return RateLimitError(message, status=status, body=kept, retry_after=retry_after)
+    return cls(message, status=status, body=kept)
+
+
+def structure(data: Any, cls: type[T], *, status: int, what: str) -> T:
+    """Structure decoded JSON into ``cls``, turning every failure into ours.
+
+    Raises:
+        InvalidResponseError: A field is missing or of the wrong type.
+    """
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:  # structuring is pure: any failure means the data was bad
+        if isinstance(exc, cattrs.BaseValidationError):
+            details = "; ".join(cattrs.transform_error(exc, path=f"$.{what}"))
+        else:
+            details = str(exc)
+        raise InvalidResponseError(
+            f"2Chat's answer has no valid {what}: {details}", status=status, body=data
+        ) from exc
+
+
+def field(payload: Mapping[str, Any], *path: str, status: int) -> Any:
+    """Return ``payload[path[0]][path[1]]...``, or raise ``InvalidResponseError``."""
+    value: Any = payload
+    for depth, key in enumerate(path):
+        if not isinstance(value, Mapping) or key not in value:
+            where = "$." + ".".join(path[: depth + 1])
+            raise InvalidResponseError(
+                f"2Chat's answer has no {where}", status=status, body=payload
+            )
+        value = value[key]
+    return value
+
+
+def decode_reservation(payload: Mapping[str, Any], *, status: int, group_id: str) -> Reservation:
+    """Decode the answer of a reservation into a :class:`Reservation` of ``group_id``."""
+    details = field(payload, "data", "reservation_details", status=status)
+    if isinstance(details, dict):
+        details = {**details, "group_id": group_id}
+    return structure(details, Reservation, status=status, what="data.reservation_details")

@@ -1,0 +1,164 @@
+"""Every exception twochat-async raises on purpose.
+
+The tree::
+
+    TwoChatError                    base of everything the SDK raises on purpose
+    ├── APIError                    2Chat answered with an error (.status, .message, .body)
+    │   ├── BadRequestError             400  wrong JSON structure
+    │   ├── AuthenticationError         401  missing or invalid API key
+    │   ├── PaymentRequiredError        402  trial expired or API credits exhausted
+    │   ├── PermissionDeniedError       403  forbidden operation
+    │   ├── NotFoundError               404  unknown group, number or reservation
+    │   ├── ConflictError               409  resource booting up; retry in a few seconds
+    │   ├── UnprocessableEntityError    422  invalid request, e.g. a number not in E.164
+    │   ├── RateLimitError              429  too many requests (.retry_after)
+    │   └── ServerError                 5xx  2Chat or a gateway in front of it failed
+    ├── APIConnectionError          no usable answer: refused, dropped, truncated (.request_sent)
+    │   └── APITimeoutError             no answer within the timeout
+    └── InvalidResponseError        a success answer that cannot be decoded (.status, .body)
+
+Bad arguments are not errors of this tree: they raise :class:`ValueError` before any I/O.
+Any other error status (e.g. 406, 410, 486) raises a plain :class:`APIError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InvalidResponseError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "TwoChatError",
+    "UnprocessableEntityError",
+]
+
+
+class TwoChatError(Exception):
+    """Base class of every exception the SDK raises on purpose."""
+
+
+class APIError(TwoChatError):
+    """2Chat answered with an error status, or with ``"success": false``.
+
+    Attributes:
+        status: The HTTP status code of the answer.
+        message: 2Chat's ``error_message``, or a description of the answer when it had none.
+        body: The decoded JSON body, or a truncated text snippet when it was not JSON.
+    """
+
+    def __init__(self, message: str, *, status: int, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body = body
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}"
+
+
+class BadRequestError(APIError):
+    """HTTP 400: the request's JSON structure was wrong."""
+
+
+class AuthenticationError(APIError):
+    """HTTP 401: the API key is missing or invalid."""
+
+
+class PaymentRequiredError(APIError):
+    """HTTP 402: the trial expired or the account's API credits are exhausted."""
+
+
+class PermissionDeniedError(APIError):
+    """HTTP 403: the operation is forbidden for this account."""
+
+
+class NotFoundError(APIError):
+    """HTTP 404: the group, number or reservation does not exist."""
+
+
+class ConflictError(APIError):
+    """HTTP 409: the resource is booting up; 2Chat asks to retry in a few seconds."""
+
+
+class UnprocessableEntityError(APIError):
+    """HTTP 422: the request was invalid, e.g. a number not in E.164 or not in the group."""
+
+
+class RateLimitError(APIError):
+    """HTTP 429: too many requests.
+
+    Attributes:
+        retry_after: Seconds 2Chat asked to wait (from ``Retry-After``), or ``None``.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, body: Any = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """HTTP 5xx: 2Chat, or a gateway in front of it, failed."""
+
+
+class APIConnectionError(TwoChatError):
+    """No usable answer arrived: the connection was refused, dropped or cut short.
+
+    Attributes:
+        request_sent: ``False`` when the request surely never reached 2Chat (it could
+            not connect); ``True`` when it may have, so the outcome of a reservation or
+            purchase is unknown: check ``reservations()`` before trying again.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+class APITimeoutError(APIConnectionError):
+    """2Chat did not answer within the configured timeout."""
+
+
+class InvalidResponseError(TwoChatError):
+    """A success answer could not be decoded into its record.
+
+    Attributes:
+        status: The HTTP status code of the answer.
+        body: The decoded JSON body, or a truncated text snippet when it was not JSON.
+    """
+
+    def __init__(self, message: str, *, status: int, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+#: The one table from HTTP status to error class; other statuses >= 500 are ServerError.
+STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_class(status: int) -> type[APIError]:
+    """Return the :class:`APIError` subclass that stands for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return STATUS_ERRORS.get(status, APIError)

@@ -1,0 +1,272 @@
+"""``FakeTwoChat``: an in-process 2Chat speaking the documented wire format over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from types import TracebackType
+from typing import Any, Literal
+
+import attrs
+from aiohttp import web
+
+from ._catalogue import FakeGroup, default_catalogue
+
+__all__ = ["FakeTwoChat", "Reply"]
+
+Handler = Callable[[web.Request], Any]
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+@attrs.frozen
+class Reply:
+    """A scripted answer the fake gives instead of its own, for testing failures.
+
+    Attributes:
+        status: The HTTP status to answer.
+        json: A JSON value to send as the body (ignored when ``body`` is set).
+        body: Raw bytes to send as the body.
+        headers: Extra response headers, e.g. ``{"Retry-After": "2"}``.
+        content_type: The body's content type.
+        delay: Seconds to wait before answering.
+        fault: ``"drop"`` closes the connection after reading the request, without an
+            answer; ``"truncate"`` sends the headers and half the body, then closes;
+            ``"hang"`` never answers.
+    """
+
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    content_type: str = "application/json"
+    delay: float = 0.0
+    fault: Literal["drop", "truncate", "hang"] | None = None
+
+    def payload(self) -> bytes:
+        """Return the body bytes this reply sends."""
+        if self.body is not None:
+            return self.body
+        return json.dumps(self.json).encode()
+
+
+@attrs.define
+class FakeReservation:
+    """A reservation as the fake keeps it."""
+
+    uuid: str
+    number: str
+    group_id: str
+    created_at: datetime
+    expires_at: datetime
+
+    def details(self) -> dict[str, str]:
+        """Return the reservation as 2Chat's ``reservation_details`` object."""
+        return {
+            "uuid": self.uuid,
+            "number": self.number,
+            "created_at": _timestamp(self.created_at),
+            "expires_at": _timestamp(self.expires_at),
+        }
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"success": False, "error": True, "error_message": message}, status=status
+    )
+
+
+class FakeTwoChat:
+    """A stateful fake of 2Chat's Numbers API, served on 127.0.0.1 on an ephemeral port.
+
+    Use it as an async context manager; it yields its base URL::
+
+        fake = FakeTwoChat()
+        async with fake as base_url, TwoChatSession(fake.api_key, base_url=base_url) as chat:
+            reservation = await chat.reserve("abc-123")
+
+    It checks the ``X-User-API-Key`` header (401 otherwise), holds a catalogue of number
+    groups, gives reservations that expire ``reservation_ttl`` after creation by its
+    ``clock``, and answers unknown groups with 404 and numbers that are not E.164, not in
+    the group or not available with 422, in 2Chat's error envelope.
+
+    Args:
+        api_key: The only key the fake accepts.
+        clock: Returns the current time, timezone-aware; tests inject their own.
+        reservation_ttl: How long a reservation holds its number.
+        groups: The catalogue; defaults to a small seeded one that includes group
+            ``abc-123`` with number ``+12135551234`` from 2Chat's documentation.
+    """
+
+    def __init__(
+        self,
+        api_key: str = "fake-api-key",
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        reservation_ttl: timedelta = timedelta(hours=1),
+        groups: Iterable[FakeGroup] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.clock = clock
+        self.reservation_ttl = reservation_ttl
+        self.groups: dict[str, FakeGroup] = {
+            group.id: group for group in (default_catalogue() if groups is None else groups)
+        }
+        self.reservations: dict[str, FakeReservation] = {}
+        #: How many requests arrived, by ``"METHOD /path"`` (path without query).
+        self.calls: Counter[str] = Counter()
+        #: Every request's method, path, query, headers and raw body, in order of arrival.
+        self.requests: list[dict[str, Any]] = []
+        self._script: deque[Reply] = deque()
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        self.app = web.Application(middlewares=[self._middleware])
+        self.app.router.add_post("/open/numbers/reservations", self._reserve)
+
+    # -- control --------------------------------------------------------------------------
+
+    def script(self, *replies: Reply) -> None:
+        """Answer the next requests, in order, with ``replies`` instead of the fake's own."""
+        self._script.extend(replies)
+
+    def active_reservations(self) -> list[FakeReservation]:
+        """Return the reservations that have not expired by the fake's clock."""
+        now = self.clock()
+        return [r for r in self.reservations.values() if r.expires_at > now]
+
+    def available(self, group_id: str) -> list[str]:
+        """Return the numbers of a group that are neither sold nor actively reserved."""
+        held = {r.number for r in self.active_reservations()}
+        return [n for n in self.groups[group_id].numbers if n not in held]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Start serving on 127.0.0.1 and return the base URL."""
+        runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        site = web.SockSite(runner, sock)
+        await site.start()
+        self._runner = runner
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop serving; requests left hanging by a ``"hang"`` fault are ended."""
+        self._stopping.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> str:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- serving --------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        body = await request.read()
+        self.calls[f"{request.method} {request.path}"] += 1
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": body,
+            }
+        )
+        if self._script:
+            return await self._scripted(request, self._script.popleft())
+        if request.headers.get("X-User-API-Key") != self.api_key:
+            return _error(401, "Invalid or missing API key")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _scripted(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.fault == "hang":
+            await self._stopping.wait()
+        transport = request.transport
+        if reply.fault in ("drop", "hang"):
+            if transport is not None:
+                transport.abort()
+            return web.Response()
+        payload = reply.payload()
+        response = web.StreamResponse(status=reply.status, headers=dict(reply.headers))
+        response.content_type = reply.content_type
+        response.content_length = len(payload)
+        await response.prepare(request)
+        if reply.fault == "truncate" and transport is not None:
+            await response.write(payload[: len(payload) // 2])
+            transport.abort()
+            return response
+        await response.write(payload)
+        await response.write_eof()
+        return response
+
+    async def _json_object(self, request: web.Request) -> dict[str, Any] | None:
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def _reserve(self, request: web.Request) -> web.Response:
+        data = await self._json_object(request)
+        if data is None or not isinstance(data.get("group_id"), str):
+            return _error(400, "Wrong JSON structure: expected an object with a group_id string")
+        group = self.groups.get(data["group_id"])
+        if group is None:
+            return _error(404, f"Number group {data['group_id']} not found")
+        available = self.available(group.id)
+        number = data.get("number")
+        if number is None:
+            if not available:
+                return _error(404, f"No number available in group {group.id}")
+            number = available[0]
+        elif not isinstance(number, str) or _E164.fullmatch(number) is None:
+            return _error(422, f"Invalid number {number!r}: use E.164, e.g. +12135551234")
+        elif number not in group.numbers:
+            return _error(422, f"Number {number} does not belong to group {group.id}")
+        elif number not in available:
+            return _error(422, f"Number {number} is not available")
+        now = self.clock()
+        reservation = FakeReservation(
+            uuid=str(uuid.uuid4()),
+            number=number,
+            group_id=group.id,
+            created_at=now,
+            expires_at=now + self.reservation_ttl,
+        )
+        self.reservations[reservation.uuid] = reservation
+        return web.json_response(
+            {"success": True, "data": {"reservation_details": reservation.details()}}, status=201
+        )
