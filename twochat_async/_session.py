@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from . import _wire
+from ._hold import Hold
 from ._transport import DEFAULT_USER_AGENT, Transport
-from .models import Reservation
+from .models import (
+    AccountInfo,
+    AvailableNumber,
+    City,
+    DidType,
+    NumberGroup,
+    Purchase,
+    Region,
+    Reservation,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "TwoChatSession"]
 
@@ -22,6 +34,7 @@ BASE_URL_ENV = "TWOCHAT_BASE_URL"
 _RESERVATIONS = "/open/numbers/reservations"
 
 _S = TypeVar("_S", bound="TwoChatSession")
+_T = TypeVar("_T")
 
 
 class TwoChatSession:
@@ -134,6 +147,216 @@ class TwoChatSession:
         body = _wire.reservation_body(group_id, number)
         status, payload = await self._transport.request("POST", _RESERVATIONS, body=body)
         return _wire.decode_reservation(payload, status=status, group_id=group_id)
+
+    async def _list(
+        self, path: str, key: str, cls: type[_T], **params: str | int | None
+    ) -> list[_T]:
+        status, payload = await self._transport.request("GET", path, params=_wire.query(**params))
+        return _wire.decode_list(payload, key, cls, status=status)
+
+    async def regions(self, country: str) -> list[Region]:
+        """List the regions of a country (2Chat has them for US, CA and GB).
+
+        Args:
+            country: ISO 3166 alpha-2 code, any case.
+
+        Raises:
+            ValueError: ``country`` is not two ASCII letters (nothing is sent).
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        country = _wire.check_country(country)
+        return await self._list("/open/numbers/regions", "regions", Region, country=country)
+
+    async def cities(self, country: str, *, region_id: int | None = None) -> list[City]:
+        """List the cities of a country, or of one of its regions.
+
+        Args:
+            country: ISO 3166 alpha-2 code, any case.
+            region_id: A region's id from :meth:`regions`.
+
+        Raises:
+            ValueError: An argument is invalid (nothing is sent).
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        country = _wire.check_country(country)
+        region = None if region_id is None else _wire.check_int_id(region_id, "region_id")
+        # 2Chat's query key is "region" here, unlike "region_id" for groups.
+        return await self._list(
+            "/open/numbers/cities", "cities", City, country=country, region=region
+        )
+
+    async def did_types(self) -> list[DidType]:
+        """List the kinds of number (DID types) 2Chat sells.
+
+        Raises:
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        return await self._list("/open/numbers/did-types", "did_types", DidType)
+
+    async def groups(
+        self,
+        country: str,
+        *,
+        region_id: int | None = None,
+        city_id: int | None = None,
+        city_name_or_prefix: str | None = None,
+        did_type: str | None = None,
+    ) -> list[NumberGroup]:
+        """Search the number groups of a country (2Chat's *Search Number Groups*).
+
+        Args:
+            country: ISO 3166 alpha-2 code, any case.
+            region_id: A region's id from :meth:`regions` (2Chat needs one for US).
+            city_id: A city's id from :meth:`cities`.
+            city_name_or_prefix: A city name or a number prefix.
+            did_type: One of global, local, mobile, national, sharedcost, tollfree, all.
+
+        Raises:
+            ValueError: An argument is invalid (nothing is sent).
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        params = _wire.query(
+            country=_wire.check_country(country),
+            region_id=None if region_id is None else _wire.check_int_id(region_id, "region_id"),
+            city_id=None if city_id is None else _wire.check_int_id(city_id, "city_id"),
+            city_name_or_prefix=None
+            if city_name_or_prefix is None
+            else _wire.check_id(city_name_or_prefix, "city_name_or_prefix"),
+            did_type=None if did_type is None else _wire.check_did_type(did_type),
+        )
+        return await self._list("/open/numbers/groups", "groups", NumberGroup, **params)
+
+    async def available_numbers(
+        self, group_id: str, *, number_contains: str | None = None
+    ) -> list[AvailableNumber]:
+        """List the numbers of a group that can be picked (if the group allows selection).
+
+        Args:
+            group_id: The group's id, from :meth:`groups`.
+            number_contains: Digits the numbers must contain, e.g. ``"555"``.
+
+        Raises:
+            ValueError: An argument is invalid (nothing is sent).
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        contains = (
+            None
+            if number_contains is None
+            else _wire.check_digits(number_contains, "number_contains")
+        )
+        return await self._list(
+            "/open/numbers/available",
+            "numbers",
+            AvailableNumber,
+            group_id=_wire.check_id(group_id, "group_id"),
+            number_contains=contains,
+        )
+
+    async def requirements(
+        self, country: str, *, did_type: int | str | None = None
+    ) -> list[Mapping[str, Any]]:
+        """List what a country requires to buy its numbers (identity, address, documents).
+
+        Args:
+            country: ISO 3166 alpha-2 code, any case.
+            did_type: A DID type **id** from :meth:`did_types`, sent as given.
+
+        Returns:
+            One mapping per requirement; their fields vary by country.
+
+        Raises:
+            ValueError: An argument is invalid (nothing is sent).
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        country = _wire.check_country(country)
+        if did_type is not None and not isinstance(did_type, int):
+            did_type = _wire.check_id(did_type, "did_type")
+        elif did_type is not None:
+            did_type = _wire.check_int_id(did_type, "did_type")
+        params = _wire.query(country=country, did_type=did_type)
+        status, payload = await self._transport.request(
+            "GET", "/open/numbers/requirements", params=params
+        )
+        return _wire.decode_list(payload, "requirements", Mapping[str, Any], status=status)
+
+    async def reservations(self) -> list[Reservation]:
+        """List the account's active reservations.
+
+        Their ``group_id`` is ``None``: 2Chat does not say which group they came from.
+
+        Raises:
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        status, payload = await self._transport.request("GET", _RESERVATIONS)
+        return _wire.decode_reservations(payload, status=status)
+
+    async def cancel_reservation(self, reservation: Reservation | str) -> None:
+        """Cancel a reservation, returning its number to the available pool.
+
+        Args:
+            reservation: The reservation, or its uuid.
+
+        Raises:
+            ValueError: An empty uuid (nothing is sent).
+            NotFoundError: 2Chat knows no active reservation with that uuid.
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        uuid = reservation.uuid if isinstance(reservation, Reservation) else reservation
+        path = f"{_RESERVATIONS}/{quote(_wire.check_id(uuid, 'reservation uuid'), safe='')}"
+        await self._transport.request("DELETE", path)
+
+    async def purchase(self, group_id: str, number: str | None = None) -> Purchase:
+        """Buy a number of a group: a reserved one, a specific one, or a random one.
+
+        Buying a number without meeting its country's requirements can get it suspended:
+        check :meth:`requirements` first.
+
+        Args:
+            group_id: The group's id.
+            number: The number to buy, in E.164; ``None`` buys a random one of the group.
+
+        Returns:
+            The purchase, with whatever 2Chat answered in ``details``.
+
+        Raises:
+            ValueError: An argument is invalid (nothing is sent).
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        body = _wire.reservation_body(group_id, number)
+        _, payload = await self._transport.request("POST", "/open/numbers/purchase", body=body)
+        return _wire.decode_purchase(payload, group_id=group_id, number=number)
+
+    async def info(self) -> AccountInfo:
+        """Return the account, its rate limit and its usage (``GET /open/info``).
+
+        Raises:
+            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+        """
+        status, payload = await self._transport.request("GET", "/open/info")
+        return _wire.structure(
+            payload, AccountInfo, status=status, what=""
+        )  # the record spans the whole answer
+
+    def hold(self, group_id: str, number: str | None = None) -> Hold:
+        """Reserve a number for the length of an ``async with`` block.
+
+        Leaving the block without a successful :meth:`Hold.purchase` cancels the
+        reservation, whatever ends the block: normal exit, an exception, or the task
+        being cancelled::
+
+            async with chat.hold("abc-123") as hold:
+                if await user_accepts(hold.reservation.number):
+                    await hold.purchase()
+
+        Args:
+            group_id: The group's id.
+            number: A specific number of the group, in E.164; ``None`` for a random one.
+
+        Raises:
+            ValueError: An argument is invalid (checked here, before the block runs).
+        """
+        _wire.check_reservation(group_id, number)
+        return Hold(self, group_id, number)
 
 
 def _check_base_url(value: str) -> str:

@@ -185,11 +185,20 @@ class Transport:
         )
 
     def _redact(self, exc: TwoChatError) -> None:
-        # An error text is built from what the server sent: never let it carry our key.
-        if any(self._key in str(arg) for arg in exc.args):
-            exc.args = tuple(str(arg).replace(self._key, "***") for arg in exc.args)
-            if isinstance(exc, APIError):
-                exc.message = exc.args[0]
-        body = getattr(exc, "body", None)
-        if isinstance(body, str) and self._key in body:
-            exc.body = body.replace(self._key, "***")  # type: ignore[attr-defined]
+        # An error is built from what the server sent: never let it carry our key.
+        exc.args = tuple(_scrub(arg, self._key) for arg in exc.args)
+        if isinstance(exc, APIError):
+            exc.message = _scrub(exc.message, self._key)
+        if isinstance(exc, (APIError, InvalidResponseError)):
+            exc.body = _scrub(exc.body, self._key)
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    """Return ``value`` with ``secret`` replaced by ``***`` in every string it holds."""
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    if isinstance(value, dict):
+        return {_scrub(key, secret): _scrub(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, secret) for item in value]
+    return value

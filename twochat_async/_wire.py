@@ -6,6 +6,7 @@ Everything here is a plain function of its inputs, so it is tested with plain ca
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -14,9 +15,10 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.v import format_exception
 
 from .errors import APIError, InvalidResponseError, RateLimitError, error_class
-from .models import Reservation, converter
+from .models import Purchase, Reservation, converter
 
 T = TypeVar("T")
 
@@ -48,18 +50,25 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def check_reservation(group_id: object, number: object) -> None:
+    """Check the arguments of a reservation or purchase, else raise ``ValueError``."""
+    check_id(group_id, "group_id")
+    if number is not None:
+        check_number(number)
+
+
 def reservation_body(group_id: str, number: str | None) -> bytes:
     """Build the JSON body of a reservation or purchase; ``number`` only when given."""
-    body = {"group_id": check_id(group_id, "group_id")}
-    if number is not None:
-        body["number"] = check_number(number)
+    check_reservation(group_id, number)
+    body = {"group_id": group_id} if number is None else {"group_id": group_id, "number": number}
     return encode_json(body)
 
 
 def snippet(body: bytes) -> str:
     """Return the start of a body as text, for error messages."""
     text = body[: SNIPPET_CHARS * 4].decode("utf-8", "replace").strip()
-    return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
+    cut = len(text) > SNIPPET_CHARS or len(body) > SNIPPET_CHARS * 4
+    return text[:SNIPPET_CHARS] + ("…" if cut else "")
 
 
 def describe_status(status: int) -> str:
@@ -76,9 +85,11 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -142,6 +153,13 @@ def api_error(status: int, headers: Mapping[str, str], body: bytes, payload: Any
     return cls(message, status=status, body=kept)
 
 
+def _describe(exc: BaseException, type_: type | None) -> str:
+    # Our hooks' TypeError/ValueError texts say what was wrong; cattrs' defaults are vaguer.
+    if isinstance(exc, (TypeError, ValueError)) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
 def structure(data: Any, cls: type[T], *, status: int, what: str) -> T:
     """Structure decoded JSON into ``cls``, turning every failure into ours.
 
@@ -152,11 +170,17 @@ def structure(data: Any, cls: type[T], *, status: int, what: str) -> T:
         return converter.structure(data, cls)
     except Exception as exc:  # structuring is pure: any failure means the data was bad
         if isinstance(exc, cattrs.BaseValidationError):
-            details = "; ".join(cattrs.transform_error(exc, path=f"$.{what}"))
+            details = "; ".join(
+                cattrs.transform_error(
+                    exc, path=f"$.{what}" if what else "$", format_exception=_describe
+                )
+            )
         else:
-            details = str(exc)
+            details = f"{exc} @ $.{what}" if what else f"{exc} @ $"
         raise InvalidResponseError(
-            f"2Chat's answer has no valid {what}: {details}", status=status, body=data
+            f"2Chat's answer has no valid {what or cls.__name__}: {details}",
+            status=status,
+            body=data,
         ) from exc
 
 
@@ -179,3 +203,74 @@ def decode_reservation(payload: Mapping[str, Any], *, status: int, group_id: str
     if isinstance(details, dict):
         details = {**details, "group_id": group_id}
     return structure(details, Reservation, status=status, what="data.reservation_details")
+
+
+DID_TYPES = frozenset({"global", "local", "mobile", "national", "sharedcost", "tollfree", "all"})
+
+
+def check_country(value: object) -> str:
+    """Return an ISO 3166 alpha-2 country code in upper case, else raise ``ValueError``."""
+    if not isinstance(value, str) or len(value) != 2 or not value.isascii() or not value.isalpha():
+        raise ValueError(f"country must be an ISO 3166 alpha-2 code such as 'US', got {value!r}")
+    return value.upper()
+
+
+def check_int_id(value: object, name: str) -> int:
+    """Return ``value`` if it is a positive int id (not a bool), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int id, got {value!r}")
+    return value
+
+
+def check_did_type(value: object) -> str:
+    """Return a DID type name accepted by Search Number Groups, else raise ``ValueError``."""
+    if value not in DID_TYPES:
+        raise ValueError(f"did_type must be one of {', '.join(sorted(DID_TYPES))}; got {value!r}")
+    return str(value)
+
+
+def check_digits(value: object, name: str) -> str:
+    """Return ``value`` if it is 1 to 15 digits, else raise ``ValueError``."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 15:
+        raise ValueError(f"{name} must be 1 to 15 digits such as '555', got {value!r}")
+    return value
+
+
+def query(**params: str | int | None) -> dict[str, str]:
+    """Build a query string mapping, leaving out ``None`` values."""
+    return {key: str(value) for key, value in params.items() if value is not None}
+
+
+def decode_list(payload: Mapping[str, Any], key: str, cls: Any, *, status: int) -> list[Any]:
+    """Decode ``data.<key>``, a JSON list, into a list of ``cls`` records."""
+    items = field(payload, "data", key, status=status)
+    return structure(items, list[cls], status=status, what=f"data.{key}")
+
+
+def decode_reservations(payload: Mapping[str, Any], *, status: int) -> list[Reservation]:
+    """Decode List Reservations, whose ``data`` shape 2Chat leaves open.
+
+    ``data`` may be a list of reservations, or an object holding one under
+    ``reservations`` or ``reservation_details`` (a list, or a single reservation), or
+    empty (``null``, ``{}``, ``[]``).
+    """
+    data = field(payload, "data", status=status)
+    what = "data"
+    if isinstance(data, dict):
+        for key in ("reservations", "reservation_details"):
+            if key in data:
+                data, what = data[key], f"data.{key}"
+                break
+        else:
+            data = data if data else []
+    if data is None:
+        data = []
+    elif isinstance(data, dict):
+        data = [data]
+    return structure(data, list[Reservation], status=status, what=what)
+
+
+def decode_purchase(payload: Mapping[str, Any], *, group_id: str, number: str | None) -> Purchase:
+    """Keep everything a purchase answer holds beside ``success`` (2Chat leaves it open)."""
+    details = {key: value for key, value in payload.items() if key != "success"}
+    return Purchase(group_id=group_id, number=number, details=details)

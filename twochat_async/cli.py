@@ -11,9 +11,10 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, TextIO
 
 import attrs
@@ -33,13 +34,28 @@ def _to_json(value: Any) -> Any:
         return {key: _to_json(item) for key, item in attrs.asdict(value, recurse=False).items()}
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, (list, tuple)):
-        return [_to_json(item) for item in value]
+    if isinstance(value, (Decimal, timedelta)):
+        return str(value)
+    if isinstance(value, (list, tuple, frozenset)):
+        items = [_to_json(item) for item in value]
+        return sorted(items) if isinstance(value, frozenset) else items
+    if isinstance(value, Mapping):
+        return {key: _to_json(item) for key, item in value.items()}
     return value
 
 
-def _when(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value)) or "-"
+    if isinstance(value, (tuple, list)):
+        return f"{len(value)} item(s)" if value else "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Mapping):
+        return json.dumps(_to_json(value))
+    return "-" if value is None else str(value)
 
 
 def _duration(delta: timedelta) -> str:
@@ -51,25 +67,114 @@ def _duration(delta: timedelta) -> str:
     return "in " + (f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s")
 
 
+def _show_record(record: Any, out: TextIO) -> None:
+    """Print a record as ``label value`` lines."""
+    values = attrs.asdict(record, recurse=False)
+    width = max(map(len, values))
+    for label, value in values.items():
+        print(f"{label:<{width}}  {_text(value)}", file=out)
+
+
 def _show_reservation(reservation: Reservation, out: TextIO) -> None:
     rows = [
         ("number", reservation.number),
         ("group", reservation.group_id or "-"),
         ("reservation", reservation.uuid),
-        ("created", _when(reservation.created_at)),
-        ("expires", f"{_when(reservation.expires_at)} ({_duration(reservation.expires_in())})"),
+        ("created", _text(reservation.created_at)),
+        ("expires", f"{_text(reservation.expires_at)} ({_duration(reservation.expires_in())})"),
     ]
     for label, value in rows:
         print(f"{label:<12} {value}", file=out)
 
 
-async def _reserve(chat: TwoChatSession, args: argparse.Namespace) -> Reservation:
-    return await chat.reserve(args.group_id, number=args.number)
+def _show_table(records: Sequence[Any], out: TextIO) -> None:
+    """Print records as a table with one column per field."""
+    if not records:
+        print("(none)", file=out)
+        return
+    if attrs.has(type(records[0])):
+        columns = [field.name for field in attrs.fields(type(records[0]))]
+        rows = [[_text(getattr(record, name)) for name in columns] for record in records]
+    else:  # free-form mappings (requirements): one column per key seen
+        columns = list(dict.fromkeys(key for record in records for key in record))
+        rows = [[_text(_to_json(record.get(name))) for name in columns] for record in records]
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    for line in [columns, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip(),
+            file=out,
+        )
+
+
+def _show_done(message: str, out: TextIO) -> None:
+    print(message, file=out)
+
+
+async def _cancel(chat: TwoChatSession, args: argparse.Namespace) -> str:
+    await chat.cancel_reservation(args.uuid)
+    return f"Cancelled reservation {args.uuid}"
+
+
+async def _demo(chat: TwoChatSession, args: argparse.Namespace) -> list[str]:
+    """Walk the number lifecycle: search, reserve, look at the expiry, cancel."""
+    groups = await chat.groups(args.country, did_type="local")
+    if not groups:
+        return [f"No local number groups in {args.country}."]
+    group = groups[0]
+    reservation = await chat.reserve(group.id)
+    lines = [
+        f"1. Found {len(groups)} local group(s) in {args.country}; using {group.id} "
+        f"({group.location}, {group.prefix}, {group.monthly_price}/month).",
+        f"2. Reserved {reservation.number} as {reservation.uuid}.",
+        f"3. It expires at {_text(reservation.expires_at)} "
+        f"({_duration(reservation.expires_in())}): purchase it before then or cancel it.",
+    ]
+    await chat.cancel_reservation(reservation)
+    active = await chat.reservations()
+    lines.append(f"4. Cancelled it; {len(active)} active reservation(s) left.")
+    return lines
+
+
+def _show_lines(lines: list[str], out: TextIO) -> None:
+    for line in lines:
+        print(line, file=out)
+
+
+def _call(method: str, *names: str, **options: str) -> Command:
+    """Make a command that calls ``chat.<method>`` with positional and keyword arguments."""
+
+    async def command(chat: TwoChatSession, args: argparse.Namespace) -> Any:
+        positional = [getattr(args, name) for name in names]
+        keywords = {keyword: getattr(args, dest) for keyword, dest in options.items()}
+        return await getattr(chat, method)(*positional, **keywords)
+
+    return command
 
 
 #: subcommand -> (call, human-readable printer)
 COMMANDS: dict[str, tuple[Command, Callable[[Any, TextIO], None]]] = {
-    "reserve": (_reserve, _show_reservation),
+    "regions": (_call("regions", "country"), _show_table),
+    "cities": (_call("cities", "country", region_id="region_id"), _show_table),
+    "did-types": (_call("did_types"), _show_table),
+    "groups": (
+        _call(
+            "groups",
+            "country",
+            region_id="region_id",
+            city_id="city_id",
+            city_name_or_prefix="city",
+            did_type="did_type",
+        ),
+        _show_table,
+    ),
+    "available": (_call("available_numbers", "group_id", number_contains="contains"), _show_table),
+    "requirements": (_call("requirements", "country", did_type="did_type"), _show_table),
+    "reserve": (_call("reserve", "group_id", number="number"), _show_reservation),
+    "reservations": (_call("reservations"), _show_table),
+    "cancel": (_cancel, _show_done),
+    "purchase": (_call("purchase", "group_id", number="number"), _show_record),
+    "info": (_call("info"), _show_record),
+    "demo": (_demo, _show_lines),
 }
 
 
@@ -94,9 +199,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    reserve = commands.add_parser("reserve", help="reserve a number of a group")
+    add = commands.add_parser
+    add("regions", help="list a country's regions").add_argument("country", metavar="COUNTRY")
+    cities = add("cities", help="list a country's cities")
+    cities.add_argument("country", metavar="COUNTRY")
+    cities.add_argument("--region-id", type=int, help="only the cities of this region")
+    add("did-types", help="list the kinds of number (DID types)")
+    groups = add("groups", help="search a country's number groups")
+    groups.add_argument("country", metavar="COUNTRY", help="ISO 3166 alpha-2 code, e.g. US")
+    groups.add_argument("--region-id", type=int, help="a region id (2Chat needs one for US)")
+    groups.add_argument("--city-id", type=int, help="a city id")
+    groups.add_argument("--city", help="a city name or number prefix")
+    groups.add_argument("--did-type", help="local, mobile, tollfree, national, global, ...")
+    available = add("available", help="list the numbers of a group that can be picked")
+    available.add_argument("group_id", metavar="GROUP_ID")
+    available.add_argument("--contains", help="digits the numbers must contain")
+    requirements = add("requirements", help="list what a country requires to buy numbers")
+    requirements.add_argument("country", metavar="COUNTRY")
+    requirements.add_argument("--did-type", type=int, help="a DID type id from did-types")
+    reserve = add("reserve", help="reserve a number of a group")
     reserve.add_argument("group_id", metavar="GROUP_ID", help="the number group's id")
     reserve.add_argument("--number", help="a specific number of the group, in E.164")
+    add("reservations", help="list the active reservations")
+    add("cancel", help="cancel a reservation").add_argument("uuid", metavar="UUID")
+    purchase = add("purchase", help="buy a number of a group (this costs money)")
+    purchase.add_argument("group_id", metavar="GROUP_ID")
+    purchase.add_argument("--number", help="the number to buy, e.g. a reserved one")
+    add("info", help="show the account, its rate limit and usage")
+    demo = add("demo", help="search, reserve, show the expiry and cancel, in one run")
+    demo.add_argument("country", metavar="COUNTRY", nargs="?", default="US")
     return parser
 
 

@@ -8,14 +8,27 @@ timezone-aware UTC datetimes, and ``Decimal`` money that refuses floats.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn, override
 
-__all__ = ["Reservation", "converter", "parse_datetime"]
+__all__ = [
+    "AccountInfo",
+    "AvailableNumber",
+    "City",
+    "DidType",
+    "NumberGroup",
+    "Purchase",
+    "Region",
+    "Reservation",
+    "converter",
+    "parse_datetime",
+]
 
 T = TypeVar("T")
 
@@ -116,6 +129,138 @@ class Reservation:
         return self.expires_at <= _utcnow(now)
 
 
+@attrs.frozen
+class Region:
+    """A region of a country (2Chat has them for US, CA and GB).
+
+    Attributes:
+        id: The region's id; pass it as ``region_id`` to ``cities()`` and ``groups()``.
+        name: The region's name, e.g. ``"California"``.
+        country: ISO 3166 alpha-2 code of its country.
+    """
+
+    id: int
+    name: str
+    country: str
+
+
+@attrs.frozen
+class City:
+    """A city of a country.
+
+    Attributes:
+        id: The city's id; pass it as ``city_id`` to ``groups()``.
+        name: The city's name, e.g. ``"Los Angeles"``.
+        country: ISO 3166 alpha-2 code of its country.
+    """
+
+    id: int
+    name: str
+    country: str
+
+
+@attrs.frozen
+class DidType:
+    """A kind of number (DID type) 2Chat sells.
+
+    Attributes:
+        id: The type's id; pass it as ``did_type`` to ``requirements()``.
+        name: The type's name: global, local, mobile, national, sharedcost or tollfree.
+    """
+
+    id: int
+    name: str
+
+
+@attrs.frozen
+class NumberGroup:
+    """A group of numbers sharing a location, a type and a price.
+
+    Attributes:
+        id: The group's id; pass it to ``available_numbers()``, ``reserve()``, ``purchase()``.
+        prefix: The dialling prefix shown to people, e.g. ``"+1 (213)"``.
+        location: The city or area the numbers belong to.
+        setup_price: One-off price of a number, exact.
+        monthly_price: Monthly price of a number, exact.
+        type: The DID type name, e.g. ``"local"``.
+        requirements: Documents needed to buy a number; empty when none are.
+        allow_number_selection: Whether a specific number may be picked with
+            ``available_numbers()``; if not, a random one is assigned.
+        is_eligible_for_free_number: Whether the account's free number may come from here.
+        features: What the numbers support, e.g. ``{"voice", "sms_in"}``.
+    """
+
+    id: str
+    prefix: str
+    location: str
+    setup_price: Decimal
+    monthly_price: Decimal
+    type: str
+    requirements: tuple[Mapping[str, Any], ...] = ()
+    allow_number_selection: bool = False
+    is_eligible_for_free_number: bool = False
+    features: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class AvailableNumber:
+    """A number of a group that can be reserved or purchased.
+
+    Attributes:
+        id: 2Chat's id of the number.
+        number: The phone number, in E.164.
+    """
+
+    id: str
+    number: str
+
+
+@attrs.frozen
+class Purchase:
+    """The outcome of a successful purchase.
+
+    Attributes:
+        group_id: The group the number was bought from.
+        number: The number asked for, or ``None`` when 2Chat picked one.
+        details: Everything 2Chat returned beside ``success`` (its shape is undocumented).
+    """
+
+    group_id: str
+    number: str | None
+    details: Mapping[str, Any]
+
+
+@attrs.frozen
+class AccountInfo:
+    """The account, its rate limit and its usage, from ``GET /open/info``.
+
+    Attributes:
+        name: The account's name.
+        uuid: The account's id.
+        on_trial: Whether the account is on a trial (30 requests per minute).
+        blocked: Whether the account is blocked.
+        created_at: When the account was created (UTC).
+        expires_at: When the account's plan expires (UTC), if it does.
+        requests_per_minute: The account's API rate limit.
+        api_request_count: API requests made in the current period.
+        max_api_request_count: API requests allowed in the current period.
+        number_check_count: Number checks made in the current period.
+        max_number_check_count: Number checks allowed in the current period.
+    """
+
+    name: str
+    uuid: str
+    on_trial: bool
+    blocked: bool
+    created_at: datetime
+    expires_at: datetime | None
+    requests_per_minute: int
+    api_request_count: int
+    max_api_request_count: int
+    number_check_count: int
+    max_number_check_count: int
+
+
 def _strict(kind: type[T]) -> Any:
     def structure(value: Any, _: Any) -> T:
         # bool is an int subclass, yet never a valid id, count or price in 2Chat's JSON.
@@ -145,12 +290,49 @@ def _structure_decimal(value: Any, _: Any) -> Decimal:
     return result
 
 
+def _structure_mapping(value: Any, _: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _flatten(value: Any, *keys: str) -> Any:
+    """Lift the fields of the nested objects ``keys`` to the top level of a copy."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    flat = dict(value)
+    for key in keys:
+        nested = flat.pop(key, None)
+        if not isinstance(nested, dict):
+            raise ValueError(f"{key!r} must be an object, got {type(nested).__name__}")
+        flat.update(nested)
+    return flat
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter()
     for kind in (str, int, bool):
         conv.register_structure_hook(kind, _strict(kind))
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_structure_hook(Decimal, _structure_decimal)
+    conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
+    for cls in (Region, City):
+        renamed = make_dict_structure_fn(
+            cls,
+            conv,
+            name=override(rename=f"{cls.__name__.lower()}_name"),
+            country=override(rename="iso_country_code"),
+        )
+        conv.register_structure_hook(cls, renamed)
+    group = make_dict_structure_fn(NumberGroup, conv)
+    conv.register_structure_hook(
+        NumberGroup, lambda value, _: group(_flatten(value, "price"), NumberGroup)
+    )
+    info = make_dict_structure_fn(AccountInfo, conv)
+    conv.register_structure_hook(
+        AccountInfo,
+        lambda value, _: info(_flatten(value, "account", "limits", "usage"), AccountInfo),
+    )
     return conv
 
 

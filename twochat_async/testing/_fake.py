@@ -16,7 +16,7 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
-from ._catalogue import FakeGroup, default_catalogue
+from ._catalogue import CITIES, DID_TYPES, REGIONS, REQUIREMENTS, FakeGroup, default_catalogue
 
 __all__ = ["FakeTwoChat", "Reply"]
 
@@ -98,10 +98,15 @@ class FakeTwoChat:
         async with fake as base_url, TwoChatSession(fake.api_key, base_url=base_url) as chat:
             reservation = await chat.reserve("abc-123")
 
-    It checks the ``X-User-API-Key`` header (401 otherwise), holds a catalogue of number
-    groups, gives reservations that expire ``reservation_ttl`` after creation by its
-    ``clock``, and answers unknown groups with 404 and numbers that are not E.164, not in
-    the group or not available with 422, in 2Chat's error envelope.
+    It serves every Numbers endpoint of 2Chat with real state: it checks the
+    ``X-User-API-Key`` header (401 otherwise); holds a catalogue of regions, cities, DID
+    types, requirements and number groups; gives reservations that expire
+    ``reservation_ttl`` after creation by its ``clock``; takes reserved numbers out of the
+    available ones until cancelled or expired, and sold ones for good; counts requests in
+    ``info()``. Wrong inputs answer in 2Chat's error envelope: 400 a body that is not a JSON
+    object, 404 an unknown group or reservation, 406 picking a number in a group that does
+    not allow it, 422 a missing parameter or a number that is not E.164, not in the group
+    or not available.
 
     Args:
         api_key: The only key the fake accepts.
@@ -126,6 +131,8 @@ class FakeTwoChat:
             group.id: group for group in (default_catalogue() if groups is None else groups)
         }
         self.reservations: dict[str, FakeReservation] = {}
+        #: Numbers bought, by number, with the group they came from.
+        self.sold: dict[str, str] = {}
         #: How many requests arrived, by ``"METHOD /path"`` (path without query).
         self.calls: Counter[str] = Counter()
         #: Every request's method, path, query, headers and raw body, in order of arrival.
@@ -135,7 +142,18 @@ class FakeTwoChat:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = web.Application(middlewares=[self._middleware])
-        self.app.router.add_post("/open/numbers/reservations", self._reserve)
+        routes = self.app.router
+        routes.add_get("/open/info", self._info)
+        routes.add_get("/open/numbers/regions", self._regions)
+        routes.add_get("/open/numbers/cities", self._cities)
+        routes.add_get("/open/numbers/did-types", self._did_types)
+        routes.add_get("/open/numbers/groups", self._groups)
+        routes.add_get("/open/numbers/available", self._available)
+        routes.add_get("/open/numbers/requirements", self._requirements)
+        routes.add_post("/open/numbers/reservations", self._reserve)
+        routes.add_get("/open/numbers/reservations", self._reservations)
+        routes.add_delete("/open/numbers/reservations/{uuid}", self._cancel)
+        routes.add_post("/open/numbers/purchase", self._purchase)
 
     # -- control --------------------------------------------------------------------------
 
@@ -151,7 +169,7 @@ class FakeTwoChat:
     def available(self, group_id: str) -> list[str]:
         """Return the numbers of a group that are neither sold nor actively reserved."""
         held = {r.number for r in self.active_reservations()}
-        return [n for n in self.groups[group_id].numbers if n not in held]
+        return [n for n in self.groups[group_id].numbers if n not in held and n not in self.sold]
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -239,34 +257,178 @@ class FakeTwoChat:
             return None
         return data if isinstance(data, dict) else None
 
-    async def _reserve(self, request: web.Request) -> web.Response:
+    @staticmethod
+    def _ok(data: Any, status: int = 200) -> web.Response:
+        return web.json_response({"success": True, "data": data}, status=status)
+
+    async def _info(self, request: web.Request) -> web.Response:
+        usage = {
+            "api_request_count": len(self.requests),
+            "max_api_request_count": 500000,
+            "number_check_count": 0,
+            "max_number_check_count": 500000,
+        }
+        account = {
+            "name": "Fake Account (ACCfake)",
+            "uuid": "ACCfake",
+            "on_trial": False,
+            "blocked": False,
+            "created_at": "2022-04-21T21:55:37Z",
+            "expires_at": _timestamp(self.clock() + timedelta(days=365)),
+        }
+        return web.json_response(
+            {
+                "success": True,
+                "account": account,
+                "limits": {"requests_per_minute": 80},
+                "usage": usage,
+            }
+        )
+
+    async def _regions(self, request: web.Request) -> web.Response:
+        country = request.query.get("country", "").upper()
+        if not country:
+            return _error(422, "country is required")
+        return self._ok({"regions": [r for r in REGIONS if r["iso_country_code"] == country]})
+
+    async def _cities(self, request: web.Request) -> web.Response:
+        country = request.query.get("country", "").upper()
+        if not country:
+            return _error(422, "country is required")
+        region = request.query.get("region")
+        cities = [
+            city
+            for region_id, city in CITIES
+            if city["iso_country_code"] == country and (region is None or str(region_id) == region)
+        ]
+        return self._ok({"cities": cities})
+
+    async def _did_types(self, request: web.Request) -> web.Response:
+        return self._ok({"did_types": DID_TYPES})
+
+    async def _groups(self, request: web.Request) -> web.Response:
+        query = request.query
+        country = query.get("country", "").upper()
+        if not country:
+            return _error(422, "country is required")
+        did_type = query.get("did_type", "all")
+        needle = query.get("city_name_or_prefix", "").lower()
+        groups = [
+            group.to_json()
+            for group in self.groups.values()
+            if group.country == country
+            and did_type in ("all", group.type)
+            and query.get("region_id", str(group.region_id)) == str(group.region_id)
+            and query.get("city_id", str(group.city_id)) == str(group.city_id)
+            and (needle in group.location.lower() or needle in group.prefix.lower())
+        ]
+        return self._ok({"groups": groups})
+
+    async def _available(self, request: web.Request) -> web.Response:
+        group = self.groups.get(request.query.get("group_id", ""))
+        if group is None:
+            return _error(404, f"Number group {request.query.get('group_id')} not found")
+        if not group.allow_number_selection:
+            return _error(406, f"Number group {group.id} does not allow number selection")
+        contains = request.query.get("number_contains", "")
+        numbers = [
+            {"id": f"did-{number[1:]}", "number": number}
+            for number in self.available(group.id)
+            if contains in number
+        ]
+        return self._ok({"numbers": numbers})
+
+    async def _requirements(self, request: web.Request) -> web.Response:
+        country = request.query.get("country", "").upper()
+        if not country:
+            return _error(422, "country is required")
+        did_type = request.query.get("did_type")
+        items = [
+            item
+            for type_id, item in REQUIREMENTS.get(country, [])
+            if did_type is None or str(type_id) == did_type
+        ]
+        return self._ok({"requirements": items})
+
+    def _pick(self, group: FakeGroup, number: Any) -> str | web.Response:
+        """Return the number to reserve or buy, or the error answer."""
+        available = self.available(group.id)
+        if number is None:
+            if not available:
+                return _error(404, f"No number available in group {group.id}")
+            return available[0]
+        if not isinstance(number, str) or _E164.fullmatch(number) is None:
+            return _error(422, f"Invalid number {number!r}: use E.164, e.g. +12135551234")
+        if number not in group.numbers:
+            return _error(422, f"Number {number} does not belong to group {group.id}")
+        if number not in available:
+            return _error(422, f"Number {number} is not available")
+        return number
+
+    async def _group_and_number(self, request: web.Request) -> tuple[FakeGroup, Any] | web.Response:
         data = await self._json_object(request)
         if data is None or not isinstance(data.get("group_id"), str):
             return _error(400, "Wrong JSON structure: expected an object with a group_id string")
         group = self.groups.get(data["group_id"])
         if group is None:
             return _error(404, f"Number group {data['group_id']} not found")
-        available = self.available(group.id)
-        number = data.get("number")
-        if number is None:
-            if not available:
-                return _error(404, f"No number available in group {group.id}")
-            number = available[0]
-        elif not isinstance(number, str) or _E164.fullmatch(number) is None:
-            return _error(422, f"Invalid number {number!r}: use E.164, e.g. +12135551234")
-        elif number not in group.numbers:
-            return _error(422, f"Number {number} does not belong to group {group.id}")
-        elif number not in available:
-            return _error(422, f"Number {number} is not available")
+        return group, data.get("number")
+
+    async def _reserve(self, request: web.Request) -> web.Response:
+        found = await self._group_and_number(request)
+        if isinstance(found, web.Response):
+            return found
+        group, number = found
+        if number is not None and not group.allow_number_selection:
+            return _error(406, f"Number group {group.id} does not allow number selection")
+        picked = self._pick(group, number)
+        if isinstance(picked, web.Response):
+            return picked
         now = self.clock()
         reservation = FakeReservation(
             uuid=str(uuid.uuid4()),
-            number=number,
+            number=picked,
             group_id=group.id,
             created_at=now,
             expires_at=now + self.reservation_ttl,
         )
         self.reservations[reservation.uuid] = reservation
+        return self._ok({"reservation_details": reservation.details()}, status=201)
+
+    async def _reservations(self, request: web.Request) -> web.Response:
+        return self._ok([r.details() for r in self.active_reservations()])
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        uuid_ = request.match_info["uuid"]
+        reservation = self.reservations.get(uuid_)
+        if reservation is None or reservation.expires_at <= self.clock():
+            return _error(404, f"Reservation {uuid_} not found")
+        del self.reservations[uuid_]
         return web.json_response(
-            {"success": True, "data": {"reservation_details": reservation.details()}}, status=201
+            {"success": True, "message": f"Reservation {uuid_} cancelled successfully"}
+        )
+
+    async def _purchase(self, request: web.Request) -> web.Response:
+        found = await self._group_and_number(request)
+        if isinstance(found, web.Response):
+            return found
+        group, number = found
+        # A number this account has reserved may be bought: release the hold first.
+        mine = [r for r in self.active_reservations() if r.number == number]
+        for reservation in mine:
+            del self.reservations[reservation.uuid]
+        picked = self._pick(group, number)
+        if isinstance(picked, web.Response):
+            for reservation in mine:
+                self.reservations[reservation.uuid] = reservation
+            return picked
+        self.sold[picked] = group.id
+        # 2Chat leaves the success body open; the fake answers the number it sold.
+        return web.json_response(
+            {
+                "success": True,
+                "message": f"Number {picked} purchased successfully",
+                "data": {"number": picked, "group_id": group.id},
+            },
+            status=201,
         )

@@ -1,0 +1,54 @@
+"""Shared fixtures: a running FakeTwoChat, a session pointed at it, and aioresponses."""
+
+from __future__ import annotations
+
+import unittest.mock
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from twochat_async import TwoChatSession
+from twochat_async.testing import FakeTwoChat
+
+API_KEY = "test-secret-key-0123456789"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwoChat]:
+    """A FakeTwoChat serving on 127.0.0.1 for the test's duration."""
+    server = FakeTwoChat(api_key=API_KEY)
+    async with server:
+        yield server
+
+
+@pytest.fixture
+async def chat(fake: FakeTwoChat) -> AsyncIterator[TwoChatSession]:
+    """A TwoChatSession pointed at the running fake, closed after the test."""
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=5) as session:
+        yield session
+
+
+class _BridgedResponse(aiohttp.ClientResponse):
+    # aioresponses 0.7.9 builds ClientResponse without the keyword-only `stream_writer`
+    # that aiohttp 3.14 requires; upstream: https://github.com/pnuckowski/aioresponses/issues/289
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", unittest.mock.Mock(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+class BridgedAioresponses(aioresponses):  # type: ignore[misc]
+    """aioresponses whose mocked responses work on aiohttp 3.14 (see _BridgedResponse)."""
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("response_class", _BridgedResponse)
+        super().add(*args, **kwargs)
+
+
+@pytest.fixture
+def mocked() -> Iterator[BridgedAioresponses]:
+    """Pins exact request shapes: every aiohttp request in the test is answered by mocks."""
+    with BridgedAioresponses() as mock:
+        yield mock

@@ -1,0 +1,110 @@
+"""``Hold``: a reservation that lives exactly as long as an ``async with`` block."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from .errors import TwoChatError
+from .models import Purchase, Reservation
+
+if TYPE_CHECKING:
+    from ._session import TwoChatSession
+
+__all__ = ["Hold"]
+
+logger = logging.getLogger("twochat_async")
+
+# Releases still running after their block's task was cancelled; kept so they aren't
+# garbage-collected before they finish.
+_releasing: set[asyncio.Task[None]] = set()
+
+
+class Hold:
+    """A reservation cancelled on leaving its ``async with`` block unless purchased.
+
+    Made by :meth:`TwoChatSession.hold`. Entering the block reserves the number; leaving
+    it without a successful :meth:`purchase` cancels the reservation, also when the block
+    raised or its task was cancelled. A failure to cancel is logged on the
+    ``twochat_async`` logger and never replaces the exception that ended the block.
+    """
+
+    __slots__ = ("_chat", "_group_id", "_number", "_purchase", "_reservation")
+
+    def __init__(self, chat: TwoChatSession, group_id: str, number: str | None) -> None:
+        self._chat = chat
+        self._group_id = group_id
+        self._number = number
+        self._reservation: Reservation | None = None
+        self._purchase: Purchase | None = None
+
+    @property
+    def reservation(self) -> Reservation:
+        """The held reservation.
+
+        Raises:
+            TwoChatError: The block has not been entered yet.
+        """
+        if self._reservation is None:
+            raise TwoChatError("The hold has no reservation yet: use it with 'async with'.")
+        return self._reservation
+
+    @property
+    def purchased(self) -> Purchase | None:
+        """The purchase, once :meth:`purchase` has succeeded; else ``None``."""
+        return self._purchase
+
+    async def purchase(self) -> Purchase:
+        """Buy exactly the held number from the held group.
+
+        Returns:
+            The purchase. Calling it again returns the same purchase without a request.
+
+        Raises:
+            TwoChatError: The reservation has expired (no request is sent), or the
+                purchase failed; see :mod:`twochat_async.errors`.
+        """
+        if self._purchase is not None:
+            return self._purchase
+        reservation = self.reservation
+        if reservation.is_expired():
+            raise TwoChatError(
+                f"The reservation of {reservation.number} expired at "
+                f"{reservation.expires_at:%Y-%m-%d %H:%M:%S} UTC; nothing was bought. "
+                "Reserve the number again to buy it."
+            )
+        self._purchase = await self._chat.purchase(self._group_id, reservation.number)
+        return self._purchase
+
+    async def __aenter__(self) -> Hold:
+        self._reservation = await self._chat.reserve(self._group_id, self._number)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._purchase is not None or self._reservation is None:
+            return
+        release = asyncio.ensure_future(self._release(self._reservation))
+        _releasing.add(release)
+        release.add_done_callback(_releasing.discard)
+        # Shielded: if this task is being cancelled, the cancel request still goes out
+        # (bounded by the session timeout); a second cancellation stops only our wait.
+        await asyncio.shield(release)
+
+    async def _release(self, reservation: Reservation) -> None:
+        try:
+            await self._chat.cancel_reservation(reservation)
+        except TwoChatError as exc:
+            logger.warning(
+                "Could not cancel the reservation %s of %s (it expires at %s): %s",
+                reservation.uuid,
+                reservation.number,
+                reservation.expires_at.isoformat(),
+                exc,
+            )
