@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import unittest.mock
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -52,3 +55,30 @@ def mocked() -> Iterator[BridgedAioresponses]:
     """Pins exact request shapes: every aiohttp request in the test is answered by mocks."""
     with BridgedAioresponses() as mock:
         yield mock
+
+
+@contextmanager
+def fake_in_thread(api_key: str = API_KEY, **options: Any) -> Iterator[FakeTwoChat]:
+    """Run a FakeTwoChat on its own event loop in a background thread.
+
+    For code under test that runs its own loop (the CLI's asyncio.run, a subprocess).
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> FakeTwoChat:
+        fake = FakeTwoChat(api_key=api_key, **options)
+        await fake.start()
+        return fake
+
+    try:
+        fake = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
+        try:
+            yield fake
+        finally:
+            asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY
+from conftest import API_KEY, fake_in_thread
 
 from twochat_async.cli import main
-from twochat_async.testing import FakeTwoChat
 
 ROOT = Path(__file__).resolve().parent.parent
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -29,30 +24,6 @@ def no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's own TWOCHAT_* settings out of every test."""
     monkeypatch.delenv("TWOCHAT_API_KEY", raising=False)
     monkeypatch.delenv("TWOCHAT_BASE_URL", raising=False)
-
-
-@contextmanager
-def fake_in_thread() -> Iterator[FakeTwoChat]:
-    """Run a FakeTwoChat on its own event loop in a background thread."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> FakeTwoChat:
-        fake = FakeTwoChat(api_key=API_KEY)
-        await fake.start()
-        return fake
-
-    try:
-        fake = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
-        try:
-            yield fake
-        finally:
-            asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 def rows(out: str) -> dict[str, str]:

@@ -19,7 +19,14 @@ logger = logging.getLogger("twochat_async")
 
 # Releases still running after their block's task was cancelled; kept so they aren't
 # garbage-collected before they finish.
-_releasing: set[asyncio.Task[None]] = set()
+_releasing: set[asyncio.Future[None]] = set()
+
+
+def _keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
+    """Keep a reference to a background release until it is done."""
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+    return task
 
 
 class Hold:
@@ -79,7 +86,13 @@ class Hold:
         return self._purchase
 
     async def __aenter__(self) -> Hold:
-        self._reservation = await self._chat.reserve(self._group_id, self._number)
+        reserving = asyncio.ensure_future(self._chat.reserve(self._group_id, self._number))
+        try:
+            self._reservation = await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            # Cancelled while 2Chat may be reserving: cancel whatever it reserves.
+            _keep(asyncio.ensure_future(self._release_when_made(reserving)))
+            raise
         return self
 
     async def __aexit__(
@@ -90,12 +103,17 @@ class Hold:
     ) -> None:
         if self._purchase is not None or self._reservation is None:
             return
-        release = asyncio.ensure_future(self._release(self._reservation))
-        _releasing.add(release)
-        release.add_done_callback(_releasing.discard)
+        release = _keep(asyncio.ensure_future(self._release(self._reservation)))
         # Shielded: if this task is being cancelled, the cancel request still goes out
         # (bounded by the session timeout); a second cancellation stops only our wait.
         await asyncio.shield(release)
+
+    async def _release_when_made(self, reserving: asyncio.Future[Reservation]) -> None:
+        try:
+            reservation = await reserving
+        except TwoChatError:
+            return  # nothing was reserved, or nothing can be known of it
+        await self._release(reservation)
 
     async def _release(self, reservation: Reservation) -> None:
         try:

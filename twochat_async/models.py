@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, override
+from cattrs.gen import make_dict_structure_fn
 
 __all__ = [
     "AccountInfo",
@@ -279,6 +279,8 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
 
 def _structure_decimal(value: Any, _: Any) -> Decimal:
     # Money is sent as decimal strings; a float has already lost digits (Decimal(3.1)).
+    if isinstance(value, Decimal):
+        return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"expected a decimal string, got {type(value).__name__}")
     try:
@@ -296,17 +298,76 @@ def _structure_mapping(value: Any, _: Any) -> Mapping[str, Any]:
     return value
 
 
-def _flatten(value: Any, *keys: str) -> Any:
-    """Lift the fields of the nested objects ``keys`` to the top level of a copy."""
-    if not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
-    flat = dict(value)
-    for key in keys:
-        nested = flat.pop(key, None)
-        if not isinstance(nested, dict):
-            raise ValueError(f"{key!r} must be an object, got {type(nested).__name__}")
-        flat.update(nested)
-    return flat
+# 2Chat's JSON shapes where they differ from the records. Answers are decoded into these
+# first, so that an error names the field as 2Chat sent it ($.data.regions[0].region_name),
+# then copied into the flat records users see.
+
+
+@attrs.frozen
+class _RegionWire:
+    id: int
+    region_name: str
+    iso_country_code: str
+
+
+@attrs.frozen
+class _CityWire:
+    id: int
+    city_name: str
+    iso_country_code: str
+
+
+@attrs.frozen
+class _PriceWire:
+    setup_price: Decimal
+    monthly_price: Decimal
+
+
+@attrs.frozen
+class _GroupPriceWire:
+    price: _PriceWire
+
+
+@attrs.frozen
+class _AccountWire:
+    name: str
+    uuid: str
+    on_trial: bool
+    blocked: bool
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+@attrs.frozen
+class _LimitsWire:
+    requests_per_minute: int
+
+
+@attrs.frozen
+class _UsageWire:
+    api_request_count: int
+    max_api_request_count: int
+    number_check_count: int
+    max_number_check_count: int
+
+
+@attrs.frozen
+class _InfoWire:
+    account: _AccountWire
+    limits: _LimitsWire
+    usage: _UsageWire
+
+
+def _fields(*records: Any) -> dict[str, Any]:
+    """Merge the fields of records into one mapping (shallow)."""
+    merged: dict[str, Any] = {}
+    for record in records:
+        merged.update(attrs.asdict(record, recurse=False))
+    return merged
+
+
+def _info(wire: _InfoWire) -> AccountInfo:
+    return AccountInfo(**_fields(wire.account, wire.limits, wire.usage))
 
 
 def _make_converter() -> cattrs.Converter:
@@ -316,23 +377,21 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
-    for cls in (Region, City):
-        renamed = make_dict_structure_fn(
-            cls,
-            conv,
-            name=override(rename=f"{cls.__name__.lower()}_name"),
-            country=override(rename="iso_country_code"),
-        )
-        conv.register_structure_hook(cls, renamed)
+
+    def via(record: type[T], wire: type[Any], build: Any) -> None:
+        conv.register_structure_hook(record, lambda value, _: build(conv.structure(value, wire)))
+
+    via(Region, _RegionWire, lambda w: Region(w.id, w.region_name, w.iso_country_code))
+    via(City, _CityWire, lambda w: City(w.id, w.city_name, w.iso_country_code))
     group = make_dict_structure_fn(NumberGroup, conv)
-    conv.register_structure_hook(
-        NumberGroup, lambda value, _: group(_flatten(value, "price"), NumberGroup)
-    )
-    info = make_dict_structure_fn(AccountInfo, conv)
-    conv.register_structure_hook(
-        AccountInfo,
-        lambda value, _: info(_flatten(value, "account", "limits", "usage"), AccountInfo),
-    )
+
+    def structure_group(value: Any, _: Any) -> NumberGroup:
+        # The price object first, so its errors name $...price.setup_price, then the rest.
+        price = conv.structure(value, _GroupPriceWire).price
+        return group({**value, **attrs.asdict(price)}, NumberGroup)
+
+    conv.register_structure_hook(NumberGroup, structure_group)
+    via(AccountInfo, _InfoWire, _info)
     return conv
 
 

@@ -415,6 +415,8 @@ class FakeTwoChat:
         group, number = found
         # A number this account has reserved may be bought: release the hold first.
         mine = [r for r in self.active_reservations() if r.number == number]
+        if number is not None and not mine and not group.allow_number_selection:
+            return _error(406, f"Number group {group.id} does not allow number selection")
         for reservation in mine:
             del self.reservations[reservation.uuid]
         picked = self._pick(group, number)
