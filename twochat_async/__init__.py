@@ -6,7 +6,9 @@ Example::
         reservation = await chat.reserve("abc-123")
 """
 
+from ._hold import Hold
 from ._session import TwoChatSession
+from ._transport import RateLimit
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -24,20 +26,38 @@ from .errors import (
     TwoChatError,
     UnprocessableEntityError,
 )
-from .models import Reservation
+from .models import (
+    AccountInfo,
+    AvailableNumber,
+    City,
+    DidType,
+    NumberGroup,
+    Purchase,
+    Region,
+    Reservation,
+)
 
 __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AccountInfo",
     "AuthenticationError",
+    "AvailableNumber",
     "BadRequestError",
+    "City",
     "ConflictError",
+    "DidType",
+    "Hold",
     "InvalidResponseError",
     "NotFoundError",
+    "NumberGroup",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "Purchase",
+    "RateLimit",
     "RateLimitError",
+    "Region",
     "Reservation",
     "ServerError",
     "TwoChatError",
