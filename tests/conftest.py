@@ -29,8 +29,9 @@ async def fake() -> AsyncIterator[FakeTwoChat]:
 
 @pytest.fixture
 async def chat(fake: FakeTwoChat) -> AsyncIterator[TwoChatSession]:
-    """A TwoChatSession pointed at the running fake, closed after the test."""
-    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=5) as session:
+    """A TwoChatSession pointed at the running fake, without retries, closed after the test."""
+    # Retries off: each scripted reply of the fake maps to exactly one call.
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=5, max_retries=0) as session:
         yield session
 
 

@@ -301,7 +301,9 @@ async def test_hanging_cancel_is_bounded_by_the_session_timeout(
 ) -> None:
     """A DELETE that never answers is cut off by the session timeout and logged."""
     caplog.set_level(logging.WARNING, logger="twochat_async")
-    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=0.3) as chat:
+    async with TwoChatSession(
+        API_KEY, base_url=fake.base_url, timeout=0.3, max_retries=0
+    ) as chat:
 
         async def flow() -> None:
             async with chat.hold("abc-123"):
@@ -364,3 +366,26 @@ async def test_failing_reserve_on_enter_raises_and_sends_no_cancel(
     assert dict(fake.calls) == {RESERVE: 1}
     assert deletes(fake) == []
     assert fake.active_reservations() == []
+
+
+async def test_cancelled_while_reserving_releases_the_late_reservation() -> None:
+    """A task cancelled while the reserve is in flight still cancels what 2Chat reserved."""
+    fake = FakeTwoChat(API_KEY, latency=0.3)
+    async with fake as base_url, TwoChatSession(API_KEY, base_url=base_url, timeout=5) as chat:
+
+        async def use_hold() -> None:
+            async with chat.hold("abc-123"):
+                pytest.fail("the block must not run: its task was cancelled first")
+
+        task = asyncio.create_task(use_hold())
+        await asyncio.sleep(0.1)  # the reserve request has reached the fake by now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(60):  # the reserve is answered at 0.3 s, the release 0.3 s later
+            if deletes(fake) and not fake.reservations:
+                break
+            await asyncio.sleep(0.05)
+    assert fake.calls[RESERVE] == 1
+    assert len(deletes(fake)) == 1
+    assert fake.reservations == {}

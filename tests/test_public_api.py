@@ -30,6 +30,7 @@ EXPORTED = [
     "PaymentRequiredError",
     "PermissionDeniedError",
     "Purchase",
+    "RateLimit",
     "RateLimitError",
     "Region",
     "Reservation",

@@ -8,6 +8,7 @@ Example::
 
 from ._hold import Hold
 from ._session import TwoChatSession
+from ._transport import RateLimit
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -54,6 +55,7 @@ __all__ = [
     "PaymentRequiredError",
     "PermissionDeniedError",
     "Purchase",
+    "RateLimit",
     "RateLimitError",
     "Region",
     "Reservation",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -13,7 +14,7 @@ from yarl import URL
 
 from . import _wire
 from ._hold import Hold
-from ._transport import DEFAULT_USER_AGENT, Transport
+from ._transport import DEFAULT_USER_AGENT, RateLimit, RateLimiter, Transport
 from .models import (
     AccountInfo,
     AvailableNumber,
@@ -53,6 +54,16 @@ class TwoChatSession:
         max_connections: The size of the connection pool this object creates.
         user_agent: The ``User-Agent`` header; defaults to
             ``twochat-async/<version> aiohttp/<version> python/<version>``.
+        max_retries: How many times a failed request may be re-sent (0 turns retries
+            off). GET and DELETE are retried on connection failures, timeouts and the
+            statuses 409, 410, 429, 486, 500, 502, 503, 504; ``reserve()`` and
+            ``purchase()`` only on a 429 or a failure to connect, so nothing is bought
+            twice. Waits follow ``Retry-After`` (up to 60 s) or back off exponentially.
+        rate_limit: A client-side budget shared by every task using the session: requests
+            per minute (paced evenly), a :class:`RateLimit` for a burst, or ``"account"``
+            to read the account's limit from ``info()`` on first use. ``None``: no limit.
+        allow_insecure_http: Allow a plain ``http://`` ``base_url`` to a host other than
+            this machine, which would send the API key in clear text.
 
     Raises:
         ValueError: No API key was given nor found in ``TWOCHAT_API_KEY``, or another
@@ -70,6 +81,9 @@ class TwoChatSession:
         http_session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
         user_agent: str | None = None,
+        max_retries: int = 2,
+        rate_limit: float | RateLimit | Literal["account"] | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key:
@@ -80,8 +94,9 @@ class TwoChatSession:
             # The message never quotes the key: it is a secret.
             raise ValueError("api_key must be a string without spaces or control characters.")
         self._base_url = _check_base_url(
-            base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+            base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, allow_insecure_http
         )
+
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ValueError(f"max_connections must be an int, got {max_connections!r}")
         if max_connections < 1:
@@ -93,6 +108,11 @@ class TwoChatSession:
             http_session=http_session,
             max_connections=max_connections,
             user_agent=user_agent or DEFAULT_USER_AGENT,
+            max_retries=_check_retries(max_retries),
+            limiter=None
+            if rate_limit in (None, "account")
+            else RateLimiter(RateLimit.of(rate_limit)),
+            account_limit=rate_limit == "account",
         )
 
     @property
@@ -359,7 +379,7 @@ class TwoChatSession:
         return Hold(self, group_id, number)
 
 
-def _check_base_url(value: str) -> str:
+def _check_base_url(value: str, allow_insecure_http: bool) -> str:
     url = URL(value)
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(
@@ -367,7 +387,27 @@ def _check_base_url(value: str) -> str:
         )
     if url.query_string or url.fragment or url.user or url.password:
         raise ValueError("base_url must not carry credentials, a query or a fragment.")
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise ValueError(
+            f"base_url {value!r} is plain http to another machine: the API key would cross "
+            "the network in clear text. Use https, or pass allow_insecure_http=True."
+        )
     return str(url).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_retries(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"max_retries must be an int of at least 0, got {value!r}")
+    return value
 
 
 def _check_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:

@@ -1,17 +1,26 @@
 """The only place that does I/O: one aiohttp pool, one ``request`` that every call goes through.
 
-It owns the connection pool's lifecycle, the timeout, the response size cap, and the
-mapping of every transport failure to a :mod:`twochat_async.errors` class.
+It owns the connection pool's lifecycle, the timeout, the response size cap, the
+mapping of every transport failure to a :mod:`twochat_async.errors` class, the retry
+policy, and the rate limiter shared by every task using the session.
+
+Retries never risk buying twice: a POST is re-sent only when 2Chat surely did not act on
+it (a 429, or a failure to connect); GET and DELETE are idempotent and are re-sent on
+connection failures, timeouts and the statuses 2Chat tells clients to retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import platform
+import random
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import attrs
 
 from . import _wire
 from ._version import __version__
@@ -26,6 +35,19 @@ from .errors import (
 #: Default cap on a response body; 2Chat's largest documented answers are a few KiB.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
+#: Statuses 2Chat documents as passing (409 booting, 410 connecting, 429 rate limited,
+#: 486 busy, 503/504 unavailable) plus 500/502; retried for idempotent methods only.
+RETRY_STATUSES = frozenset({409, 410, 429, 486, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+#: The longest Retry-After that is waited for; a longer one is raised at once.
+MAX_RETRY_AFTER = 60.0
+#: How long the limiter pauses after a 429 that carried no Retry-After.
+DEFAULT_429_PAUSE = 1.0
+
+logger = logging.getLogger("twochat_async")
+
 DEFAULT_USER_AGENT = (
     f"twochat-async/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
 )
@@ -35,13 +57,16 @@ class Transport:
     """Sends requests to 2Chat over one aiohttp ``ClientSession`` and decodes the answers."""
 
     __slots__ = (
+        "_account_limit",
         "_base_url",
         "_closed",
         "_get_headers",
         "_http",
         "_key",
+        "_limiter",
         "_max_bytes",
         "_max_connections",
+        "_max_retries",
         "_owns_http",
         "_post_headers",
         "_timeout",
@@ -56,9 +81,16 @@ class Transport:
         http_session: aiohttp.ClientSession | None,
         max_connections: int,
         user_agent: str,
+        max_retries: int = 2,
+        limiter: RateLimiter | None = None,
+        account_limit: bool = False,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._key = api_key
+        self._max_retries = max_retries
+        self._limiter = limiter
+        # rate_limit="account": the limiter is built from GET /open/info on first use.
+        self._account_limit: asyncio.Future[None] | bool = account_limit
         self._base_url = base_url
         self._timeout = timeout
         self._http = http_session
@@ -111,15 +143,94 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Send one request and return ``(status, decoded JSON object)``.
+        """Send a request, retrying as the policy allows; return ``(status, JSON object)``.
 
         Raises:
-            APIError: 2Chat answered with an error.
+            APIError: 2Chat answered with an error (after any retries).
             APIConnectionError: No usable answer arrived.
             APITimeoutError: No answer within the timeout.
             InvalidResponseError: The answer could not be decoded.
             TwoChatError: The session is closed.
         """
+        if self._account_limit is not False:
+            await self._limit_from_account()
+        attempt = 0
+        while True:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            try:
+                return await self._send(method, path, params, body)
+            except (APIError, APIConnectionError) as exc:
+                delay = self._retry_delay(method, exc, attempt)
+                if isinstance(exc, APIError) and exc.status == 429 and self._limiter is not None:
+                    self._limiter.pause(exc.retry_after)
+                if delay is None:
+                    raise
+                attempt += 1
+                logger.debug(
+                    "Retrying %s %s in %.2f s (retry %d of %d) after: %s",
+                    method,
+                    path,
+                    delay,
+                    attempt,
+                    self._max_retries,
+                    exc,
+                )
+            await asyncio.sleep(delay)
+
+    def _retry_delay(
+        self, method: str, exc: APIError | APIConnectionError, attempt: int
+    ) -> float | None:
+        """Return the seconds to wait before retrying, or ``None`` to raise ``exc``."""
+        if attempt >= self._max_retries:
+            return None
+        if isinstance(exc, APIConnectionError):
+            # A POST that may have reached 2Chat is never re-sent: it could buy twice.
+            if exc.request_sent and method not in IDEMPOTENT_METHODS:
+                return None
+        elif exc.status not in RETRY_STATUSES or (
+            exc.status != 429 and method not in IDEMPOTENT_METHODS
+        ):
+            return None
+        elif exc.retry_after is not None:
+            return exc.retry_after if exc.retry_after <= MAX_RETRY_AFTER else None
+        # Exponential backoff with full jitter (spreads out tasks that failed together).
+        return random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
+
+    async def _limit_from_account(self) -> None:
+        """Build the limiter from the account's ``requests_per_minute``, once."""
+        pending = self._account_limit
+        if isinstance(pending, asyncio.Future):
+            await asyncio.shield(pending)
+            return
+        pending = self._account_limit = asyncio.get_running_loop().create_future()
+        try:
+            status, payload = await self._send("GET", "/open/info", None, None)
+            rate = _wire.field(payload, "limits", "requests_per_minute", status=status)
+            try:
+                self._limiter = RateLimiter(RateLimit.of(rate))
+            except ValueError as exc:
+                raise InvalidResponseError(
+                    f"2Chat's /open/info has no usable limits.requests_per_minute: {exc}",
+                    status=status,
+                    body=payload,
+                ) from exc
+        except BaseException as exc:
+            self._account_limit = True  # the next call tries again
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: waiters get it, nobody is warned
+            raise
+        self._account_limit = False
+        pending.set_result(None)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Send one request and return ``(status, decoded JSON object)``."""
         http = self._session()
         try:
             async with http.request(
@@ -202,3 +313,74 @@ def _scrub(value: Any, secret: str) -> Any:
     if isinstance(value, list):
         return [_scrub(item, secret) for item in value]
     return value
+
+
+@attrs.frozen
+class RateLimit:
+    """A client-side request budget: ``per_minute`` requests, at most ``burst`` at once.
+
+    With ``burst=1`` requests are paced evenly, one every ``60 / per_minute`` seconds.
+
+    Attributes:
+        per_minute: Requests allowed per minute (2Chat: 80 on paid plans, 30 on trial).
+        burst: Requests that may go out back to back after an idle spell.
+    """
+
+    per_minute: float
+    burst: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.per_minute, bool) or not isinstance(self.per_minute, (int, float)):
+            raise ValueError(f"per_minute must be a number, got {self.per_minute!r}")
+        if not (math.isfinite(self.per_minute) and self.per_minute > 0):
+            raise ValueError(f"per_minute must be a positive number, got {self.per_minute!r}")
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
+            raise ValueError(f"burst must be an int of at least 1, got {self.burst!r}")
+
+    @classmethod
+    def of(cls, value: Any) -> RateLimit:
+        """Return ``value`` as a :class:`RateLimit` (a number means ``burst=1``)."""
+        return value if isinstance(value, RateLimit) else cls(value)
+
+
+class RateLimiter:
+    """Hands out request slots at a :class:`RateLimit`, shared by every task of a session.
+
+    A generic cell rate algorithm: each caller books the next free slot at once and sleeps
+    until it, so callers go out in order and the pace holds however many wait. A 429 from
+    2Chat pauses every caller, not just the one that got it.
+    """
+
+    __slots__ = ("_burst_span", "_interval", "_next", "_paused_until")
+
+    def __init__(self, limit: RateLimit) -> None:
+        self._interval = 60.0 / limit.per_minute
+        self._burst_span = (limit.burst - 1) * self._interval
+        self._next = 0.0  # the theoretical time of the next slot, on the loop's clock
+        self._paused_until = 0.0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two slots at the steady pace."""
+        return self._interval
+
+    async def acquire(self) -> None:
+        """Wait for a slot; cancellable, and counted against no request timeout."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            slot = max(now, self._next - self._burst_span, self._paused_until)
+            self._next = max(self._next, slot) + self._interval
+            if slot <= now:
+                return
+            await asyncio.sleep(slot - now)
+            # A 429 may have paused everyone while this caller slept: book again.
+            if self._paused_until <= slot:
+                return
+
+    def pause(self, seconds: float | None) -> None:
+        """Hold every caller back after a 429, for ``seconds`` (or a default pause)."""
+        wait = DEFAULT_429_PAUSE if seconds is None else min(seconds, MAX_RETRY_AFTER)
+        until = asyncio.get_running_loop().time() + wait
+        self._paused_until = max(self._paused_until, until)
+        self._next = max(self._next, until)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.v import format_exception
 
-from .errors import APIError, InvalidResponseError, RateLimitError, error_class
+from .errors import APIError, InvalidResponseError, error_class
 from .models import Purchase, Reservation, converter
 
 T = TypeVar("T")
@@ -146,11 +146,8 @@ def api_error(status: int, headers: Mapping[str, str], body: bytes, payload: Any
         else:
             message = f"2Chat answered {describe_status(status)} without an error message"
     kept = payload if payload is not None else snippet(body)
-    cls = error_class(status)
-    if cls is RateLimitError:
-        retry_after = parse_retry_after(headers.get("Retry-After"))
-        return RateLimitError(message, status=status, body=kept, retry_after=retry_after)
-    return cls(message, status=status, body=kept)
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    return error_class(status)(message, status=status, body=kept, retry_after=retry_after)
 
 
 def _describe(exc: BaseException, type_: type | None) -> str:

@@ -3,7 +3,8 @@
 The tree::
 
     TwoChatError                    base of everything the SDK raises on purpose
-    ├── APIError                    2Chat answered with an error (.status, .message, .body)
+    ├── APIError                    2Chat answered with an error (.status, .message, .body,
+    │   │                               .retry_after)
     │   ├── BadRequestError             400  wrong JSON structure
     │   ├── AuthenticationError         401  missing or invalid API key
     │   ├── PaymentRequiredError        402  trial expired or API credits exhausted
@@ -54,13 +55,18 @@ class APIError(TwoChatError):
         status: The HTTP status code of the answer.
         message: 2Chat's ``error_message``, or a description of the answer when it had none.
         body: The decoded JSON body, or a truncated text snippet when it was not JSON.
+        retry_after: Seconds the server asked to wait before retrying (its
+            ``Retry-After`` header, seconds or HTTP-date), or ``None``.
     """
 
-    def __init__(self, message: str, *, status: int, body: Any = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, body: Any = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.body = body
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return f"HTTP {self.status}: {self.message}"
@@ -95,17 +101,7 @@ class UnprocessableEntityError(APIError):
 
 
 class RateLimitError(APIError):
-    """HTTP 429: too many requests.
-
-    Attributes:
-        retry_after: Seconds 2Chat asked to wait (from ``Retry-After``), or ``None``.
-    """
-
-    def __init__(
-        self, message: str, *, status: int, body: Any = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, status=status, body=body)
-        self.retry_after = retry_after
+    """HTTP 429: too many requests; ``retry_after`` says how long 2Chat asked to wait."""
 
 
 class ServerError(APIError):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import socket
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -30,7 +32,9 @@ class Reply:
 
     Attributes:
         status: The HTTP status to answer.
-        json: A JSON value to send as the body (ignored when ``body`` is set).
+        json: A JSON value to send as the body (ignored when ``body`` is set). With
+            neither, an error status sends 2Chat's error envelope and others
+            ``{"success": true}``.
         body: Raw bytes to send as the body.
         headers: Extra response headers, e.g. ``{"Retry-After": "2"}``.
         content_type: The body's content type.
@@ -38,6 +42,8 @@ class Reply:
         fault: ``"drop"`` closes the connection after reading the request, without an
             answer; ``"truncate"`` sends the headers and half the body, then closes;
             ``"hang"`` never answers.
+        handle: Handle the request as usual first (a reservation or purchase is made),
+            then answer with this reply instead: the client cannot know it succeeded.
     """
 
     status: int = 200
@@ -47,12 +53,18 @@ class Reply:
     content_type: str = "application/json"
     delay: float = 0.0
     fault: Literal["drop", "truncate", "hang"] | None = None
+    handle: bool = False
 
     def payload(self) -> bytes:
-        """Return the body bytes this reply sends."""
+        """Return the body bytes: ``body``, else ``json``, else 2Chat's envelope for the status."""
         if self.body is not None:
             return self.body
-        return json.dumps(self.json).encode()
+        if self.json is not None:
+            return json.dumps(self.json).encode()
+        if self.status >= 400:
+            message = f"Scripted error {self.status}"
+            return json.dumps({"success": False, "error": True, "error_message": message}).encode()
+        return b'{"success": true}'
 
 
 @attrs.define
@@ -114,6 +126,9 @@ class FakeTwoChat:
         reservation_ttl: How long a reservation holds its number.
         groups: The catalogue; defaults to a small seeded one that includes group
             ``abc-123`` with number ``+12135551234`` from 2Chat's documentation.
+        latency: Seconds added before every answer.
+        requests_per_minute: The account limit ``GET /open/info`` reports.
+        port: The port to listen on; 0 picks a free one.
     """
 
     def __init__(
@@ -123,6 +138,9 @@ class FakeTwoChat:
         clock: Callable[[], datetime] = _utcnow,
         reservation_ttl: timedelta = timedelta(hours=1),
         groups: Iterable[FakeGroup] | None = None,
+        latency: float = 0.0,
+        requests_per_minute: int = 80,
+        port: int = 0,
     ) -> None:
         self.api_key = api_key
         self.clock = clock
@@ -137,6 +155,16 @@ class FakeTwoChat:
         self.calls: Counter[str] = Counter()
         #: Every request's method, path, query, headers and raw body, in order of arrival.
         self.requests: list[dict[str, Any]] = []
+        #: Seconds added before every answer.
+        self.latency = latency
+        #: The limit ``GET /open/info`` reports.
+        self.requests_per_minute = requests_per_minute
+        self.port = port
+        #: How many requests were refused with 429 by the budget.
+        self.rate_limited = 0
+        self._budget: tuple[float, float] | None = None  # (capacity, tokens per second)
+        self._tokens = 0.0
+        self._refilled = 0.0
         self._script: deque[Reply] = deque()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -156,6 +184,29 @@ class FakeTwoChat:
         routes.add_post("/open/numbers/purchase", self._purchase)
 
     # -- control --------------------------------------------------------------------------
+
+    def set_budget(self, requests: int | None, per: float = 60.0) -> None:
+        """Answer 429 with ``Retry-After`` beyond ``requests`` per ``per`` seconds.
+
+        A token bucket of ``requests`` tokens refilled evenly over ``per`` seconds, like
+        2Chat's requests-per-minute limit. ``None`` removes the budget.
+        """
+        self._budget = None if requests is None else (float(requests), requests / per)
+        self._tokens = float(requests or 0)
+        self._refilled = time.monotonic()
+
+    def _over_budget(self) -> float | None:
+        """Take a token; return the seconds until one is free when there is none."""
+        if self._budget is None:
+            return None
+        capacity, rate = self._budget
+        now = time.monotonic()
+        self._tokens = min(capacity, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        return (1.0 - self._tokens) / rate
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests, in order, with ``replies`` instead of the fake's own."""
@@ -180,7 +231,8 @@ class FakeTwoChat:
         )
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
         site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
@@ -220,12 +272,23 @@ class FakeTwoChat:
                 "body": body,
             }
         )
-        if self._script:
-            return await self._scripted(request, self._script.popleft())
-        if request.headers.get("X-User-API-Key") != self.api_key:
-            return _error(401, "Invalid or missing API key")
-        response: web.StreamResponse = await handler(request)
-        return response
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        wait = self._over_budget()
+        if wait is not None:
+            self.rate_limited += 1
+            response: web.StreamResponse = _error(429, "Too many requests")
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
+        reply = self._script.popleft() if self._script else None
+        if reply is None or reply.handle:
+            if request.headers.get("X-User-API-Key") != self.api_key:
+                response = _error(401, "Invalid or missing API key")
+            else:
+                response = await handler(request)
+            if reply is None:
+                return response
+        return await self._scripted(request, reply)
 
     async def _scripted(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         if reply.delay:
@@ -280,7 +343,7 @@ class FakeTwoChat:
             {
                 "success": True,
                 "account": account,
-                "limits": {"requests_per_minute": 80},
+                "limits": {"requests_per_minute": self.requests_per_minute},
                 "usage": usage,
             }
         )
