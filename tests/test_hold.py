@@ -301,9 +301,7 @@ async def test_hanging_cancel_is_bounded_by_the_session_timeout(
 ) -> None:
     """A DELETE that never answers is cut off by the session timeout and logged."""
     caplog.set_level(logging.WARNING, logger="twochat_async")
-    async with TwoChatSession(
-        API_KEY, base_url=fake.base_url, timeout=0.3, max_retries=0
-    ) as chat:
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=0.3, max_retries=0) as chat:
 
         async def flow() -> None:
             async with chat.hold("abc-123"):
