@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import unittest.mock
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,23 +16,35 @@ from aioresponses import aioresponses
 from twochat_async import TwoChatSession
 from twochat_async.testing import FakeTwoChat
 
+# The SDK's own fixtures (twochat_fake, twochat_session), loaded here rather than through
+# their entry point so that coverage sees the package imported (see pyproject addopts).
+pytest_plugins = ["twochat_async.testing.pytest_plugin"]
+
 API_KEY = "test-secret-key-0123456789"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTwoChat]:
-    """A FakeTwoChat serving on 127.0.0.1 for the test's duration."""
-    server = FakeTwoChat(api_key=API_KEY)
-    async with server:
-        yield server
+def twochat_fake_options() -> dict[str, Any]:
+    """The plugin's fake accepts this suite's key."""
+    return {"api_key": API_KEY}
 
 
 @pytest.fixture
-async def chat(fake: FakeTwoChat) -> AsyncIterator[TwoChatSession]:
-    """A TwoChatSession pointed at the running fake, without retries, closed after the test."""
-    # Retries off: each scripted reply of the fake maps to exactly one call.
-    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=5, max_retries=0) as session:
-        yield session
+def twochat_session_options() -> dict[str, Any]:
+    """Retries off: each scripted reply of the fake maps to exactly one call."""
+    return {"timeout": 5, "max_retries": 0}
+
+
+@pytest.fixture
+def fake(twochat_fake: FakeTwoChat) -> FakeTwoChat:
+    """The plugin's running FakeTwoChat (``twochat_fake``), under a short name."""
+    return twochat_fake
+
+
+@pytest.fixture
+def chat(twochat_session: TwoChatSession) -> TwoChatSession:
+    """The plugin's session pointed at the fake (``twochat_session``), under a short name."""
+    return twochat_session
 
 
 class _BridgedResponse(aiohttp.ClientResponse):
@@ -62,24 +74,28 @@ def mocked() -> Iterator[BridgedAioresponses]:
 def fake_in_thread(api_key: str = API_KEY, **options: Any) -> Iterator[FakeTwoChat]:
     """Run a FakeTwoChat on its own event loop in a background thread.
 
-    For code under test that runs its own loop (the CLI's asyncio.run, a subprocess).
+    For code under test that runs its own loop (the CLI's asyncio.run, a subprocess). The
+    thread's loop is run by asyncio.run, so its shutdown closes every transport.
     """
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    fake = FakeTwoChat(api_key=api_key, **options)
+    started = threading.Event()
+    loop_box: list[asyncio.AbstractEventLoop] = []
+    stop_box: list[asyncio.Event] = []
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop_box.append(asyncio.get_running_loop())
+        stop_box.append(stop)
+        async with fake:
+            started.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
     thread.start()
-
-    async def start() -> FakeTwoChat:
-        fake = FakeTwoChat(api_key=api_key, **options)
-        await fake.start()
-        return fake
-
+    if not started.wait(timeout=10):
+        raise RuntimeError("the fake did not start")
     try:
-        fake = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
-        try:
-            yield fake
-        finally:
-            asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
+        yield fake
     finally:
-        loop.call_soon_threadsafe(loop.stop)
+        loop_box[0].call_soon_threadsafe(stop_box[0].set)
         thread.join(timeout=10)
-        loop.close()

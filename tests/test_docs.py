@@ -66,15 +66,19 @@ def test_program_runs_as_written(name: str, code: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "code"), TESTS, ids=[name for name, _ in TESTS])
-def test_example_test_passes(name: str, code: str) -> None:
-    """The 'testing your code' example is a passing test."""
-    program = (
-        code
-        + "\n\nimport asyncio\n"
-        + "".join(f"asyncio.run({test}())\n" for test in re.findall(r"async def (test_\w+)", code))
+def test_example_tests_pass_under_pytest(name: str, code: str, tmp_path: Path) -> None:
+    """Each example test module passes under pytest, its fixtures from the plugin."""
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "filterwarnings = error\n"
     )
-    result = run([sys.executable, "-c", program])
-    assert result.returncode == 0, result.stderr
+    (tmp_path / "test_example.py").write_text(code)
+    expected = len(re.findall(r"^async def test_", code, re.M))
+    result = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{expected} passed" in result.stdout
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import time
@@ -24,6 +25,7 @@ from twochat_async import (
     TwoChatSession,
     UnprocessableEntityError,
 )
+from twochat_async._transport import RateLimiter
 from twochat_async.testing import FakeGroup, FakeTwoChat, Reply
 
 RESERVE = "POST /open/numbers/reservations"
@@ -267,8 +269,8 @@ async def test_concurrent_reserves_within_budget_meet_no_429() -> None:
     """500 concurrent reserves at the fake's budget: no 429 at all, >= 90 % of the rate."""
     numbers = [f"+1213{n:07d}" for n in range(500)]
     fake = FakeTwoChat(API_KEY, groups=[FakeGroup(id="big", country="US", numbers=numbers)])
-    per_second = 250
-    fake.set_budget(per_second // 10, per=0.1)  # 250 a second, bursts of 25 at most
+    per_second = 200
+    fake.set_budget(per_second // 10, per=0.1)  # 200 a second, bursts of 20 at most
     async with fake, session(fake, rate_limit=per_second * 60) as chat:
         started = time.monotonic()
         results = await asyncio.gather(*(chat.reserve("big") for _ in numbers))
@@ -456,3 +458,24 @@ async def test_redirect_never_carries_the_key_elsewhere(
             await chat.regions("US")
     assert getattr(caught.value, "status", None) == 307
     assert redirect_target.seen == []
+
+
+async def test_a_stalled_event_loop_releases_no_burst() -> None:
+    """After the loop stalls, queued callers still go out at the pace, not all at once."""
+    limiter = RateLimiter(RateLimit(600))  # one every 0.1 s
+    loop = asyncio.get_running_loop()
+    granted: list[float] = []
+
+    async def take() -> None:
+        await limiter.acquire()
+        granted.append(loop.time())
+
+    calls = [asyncio.create_task(take()) for _ in range(8)]
+    await asyncio.sleep(0.15)  # two slots handed out by now
+    time.sleep(0.5)  # noqa: ASYNC251 - the stall under test: the loop is blocked
+    await asyncio.gather(*calls)
+    after_stall = granted[2:]
+    gaps = [b - a for a, b in itertools.pairwise(after_stall)]
+    # At most one back-to-back pair (the one token of lateness kept), then the pace.
+    assert sum(gap < 0.05 for gap in gaps) <= 1
+    assert after_stall[-1] - after_stall[0] >= 0.4

@@ -32,10 +32,16 @@ def _keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
 class Hold:
     """A reservation cancelled on leaving its ``async with`` block unless purchased.
 
-    Made by :meth:`TwoChatSession.hold`. Entering the block reserves the number; leaving
-    it without a successful :meth:`purchase` cancels the reservation, also when the block
-    raised or its task was cancelled. A failure to cancel is logged on the
-    ``twochat_async`` logger and never replaces the exception that ended the block.
+    Made by [`TwoChatSession.hold()`][twochat_async.TwoChatSession.hold]. Entering the block
+    reserves the number; leaving it without a successful `purchase()` cancels the
+    reservation, also when the block raised or its task was cancelled. A failure to cancel
+    is logged on the ``twochat_async`` logger and never replaces the exception that ended
+    the block.
+
+    Args:
+        chat: The session that reserves, buys and cancels the number.
+        group_id: The group's id.
+        number: A specific number of the group, in E.164; ``None`` for a random one.
     """
 
     __slots__ = ("_chat", "_group_id", "_number", "_purchase", "_reservation")
@@ -60,7 +66,7 @@ class Hold:
 
     @property
     def purchased(self) -> Purchase | None:
-        """The purchase, once :meth:`purchase` has succeeded; else ``None``."""
+        """The purchase, once `purchase()` has succeeded; else ``None``."""
         return self._purchase
 
     async def purchase(self) -> Purchase:
@@ -71,7 +77,7 @@ class Hold:
 
         Raises:
             TwoChatError: The reservation has expired (no request is sent), or the
-                purchase failed; see :mod:`twochat_async.errors`.
+                purchase failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         if self._purchase is not None:
             return self._purchase

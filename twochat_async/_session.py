@@ -42,7 +42,7 @@ class TwoChatSession:
     """An async client for 2Chat's Numbers API, holding one connection pool.
 
     Create one per application and share it between tasks: every call is safe to run
-    concurrently with others. Use it as an async context manager, or call :meth:`close`.
+    concurrently with others. Use it as an async context manager, or call `close()`.
 
     Args:
         api_key: Your 2Chat API key; defaults to the ``TWOCHAT_API_KEY`` environment variable.
@@ -60,8 +60,9 @@ class TwoChatSession:
             ``purchase()`` only on a 429 or a failure to connect, so nothing is bought
             twice. Waits follow ``Retry-After`` (up to 60 s) or back off exponentially.
         rate_limit: A client-side budget shared by every task using the session: requests
-            per minute (paced evenly), a :class:`RateLimit` for a burst, or ``"account"``
-            to read the account's limit from ``info()`` on first use. ``None``: no limit.
+            per minute (paced evenly), a [`RateLimit`][twochat_async.RateLimit] for a
+            burst, or ``"account"`` to read the account's limit from ``info()`` on first
+            use. ``None``: no limit.
         allow_insecure_http: Allow a plain ``http://`` ``base_url`` to a host other than
             this machine, which would send the API key in clear text.
 
@@ -122,7 +123,7 @@ class TwoChatSession:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
+        """Whether `close()` has been called."""
         return self._transport.closed
 
     def __repr__(self) -> str:
@@ -162,7 +163,7 @@ class TwoChatSession:
             ValueError: ``group_id`` is empty or ``number`` is not E.164 (nothing is sent).
             NotFoundError: 2Chat does not know the group.
             UnprocessableEntityError: The number is not available in the group.
-            TwoChatError: Any other failure; see :mod:`twochat_async.errors`.
+            TwoChatError: Any other failure; see [`twochat_async.errors`][twochat_async.errors].
         """
         body = _wire.reservation_body(group_id, number)
         status, payload = await self._transport.request("POST", _RESERVATIONS, body=body)
@@ -180,9 +181,12 @@ class TwoChatSession:
         Args:
             country: ISO 3166 alpha-2 code, any case.
 
+        Returns:
+            The country's regions, as 2Chat lists them.
+
         Raises:
             ValueError: ``country`` is not two ASCII letters (nothing is sent).
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         country = _wire.check_country(country)
         return await self._list("/open/numbers/regions", "regions", Region, country=country)
@@ -192,11 +196,14 @@ class TwoChatSession:
 
         Args:
             country: ISO 3166 alpha-2 code, any case.
-            region_id: A region's id from :meth:`regions`.
+            region_id: A region's id from `regions()`.
+
+        Returns:
+            The cities found, as 2Chat lists them.
 
         Raises:
             ValueError: An argument is invalid (nothing is sent).
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         country = _wire.check_country(country)
         region = None if region_id is None else _wire.check_int_id(region_id, "region_id")
@@ -208,8 +215,11 @@ class TwoChatSession:
     async def did_types(self) -> list[DidType]:
         """List the kinds of number (DID types) 2Chat sells.
 
+        Returns:
+            Every DID type 2Chat sells.
+
         Raises:
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         return await self._list("/open/numbers/did-types", "did_types", DidType)
 
@@ -226,14 +236,17 @@ class TwoChatSession:
 
         Args:
             country: ISO 3166 alpha-2 code, any case.
-            region_id: A region's id from :meth:`regions` (2Chat needs one for US).
-            city_id: A city's id from :meth:`cities`.
+            region_id: A region's id from `regions()` (2Chat needs one for US).
+            city_id: A city's id from `cities()`.
             city_name_or_prefix: A city name or a number prefix.
             did_type: One of global, local, mobile, national, sharedcost, tollfree, all.
 
+        Returns:
+            The groups that match every filter given.
+
         Raises:
             ValueError: An argument is invalid (nothing is sent).
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         params = _wire.query(
             country=_wire.check_country(country),
@@ -252,12 +265,15 @@ class TwoChatSession:
         """List the numbers of a group that can be picked (if the group allows selection).
 
         Args:
-            group_id: The group's id, from :meth:`groups`.
+            group_id: The group's id, from `groups()`.
             number_contains: Digits the numbers must contain, e.g. ``"555"``.
+
+        Returns:
+            The numbers of the group that can be picked and match ``number_contains``.
 
         Raises:
             ValueError: An argument is invalid (nothing is sent).
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         contains = (
             None
@@ -279,14 +295,14 @@ class TwoChatSession:
 
         Args:
             country: ISO 3166 alpha-2 code, any case.
-            did_type: A DID type **id** from :meth:`did_types`, sent as given.
+            did_type: A DID type **id** from `did_types()`, sent as given.
 
         Returns:
             One mapping per requirement; their fields vary by country.
 
         Raises:
             ValueError: An argument is invalid (nothing is sent).
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         country = _wire.check_country(country)
         if did_type is not None and not isinstance(did_type, int):
@@ -304,8 +320,11 @@ class TwoChatSession:
 
         Their ``group_id`` is ``None``: 2Chat does not say which group they came from.
 
+        Returns:
+            The active reservations, in the order 2Chat lists them.
+
         Raises:
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         status, payload = await self._transport.request("GET", _RESERVATIONS)
         return _wire.decode_reservations(payload, status=status)
@@ -319,7 +338,7 @@ class TwoChatSession:
         Raises:
             ValueError: An empty uuid (nothing is sent).
             NotFoundError: 2Chat knows no active reservation with that uuid.
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         uuid = reservation.uuid if isinstance(reservation, Reservation) else reservation
         path = f"{_RESERVATIONS}/{quote(_wire.check_id(uuid, 'reservation uuid'), safe='')}"
@@ -329,7 +348,7 @@ class TwoChatSession:
         """Buy a number of a group: a reserved one, a specific one, or a random one.
 
         Buying a number without meeting its country's requirements can get it suspended:
-        check :meth:`requirements` first.
+        check `requirements()` first.
 
         Args:
             group_id: The group's id.
@@ -340,7 +359,7 @@ class TwoChatSession:
 
         Raises:
             ValueError: An argument is invalid (nothing is sent).
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         body = _wire.reservation_body(group_id, number)
         _, payload = await self._transport.request("POST", "/open/numbers/purchase", body=body)
@@ -349,8 +368,11 @@ class TwoChatSession:
     async def info(self) -> AccountInfo:
         """Return the account, its rate limit and its usage (``GET /open/info``).
 
+        Returns:
+            The account's details, its rate limit and its usage.
+
         Raises:
-            TwoChatError: The call failed; see :mod:`twochat_async.errors`.
+            TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         status, payload = await self._transport.request("GET", "/open/info")
         return _wire.structure(
@@ -360,17 +382,23 @@ class TwoChatSession:
     def hold(self, group_id: str, number: str | None = None) -> Hold:
         """Reserve a number for the length of an ``async with`` block.
 
-        Leaving the block without a successful :meth:`Hold.purchase` cancels the
-        reservation, whatever ends the block: normal exit, an exception, or the task
-        being cancelled::
+        Leaving the block without a successful
+        [`Hold.purchase()`][twochat_async.Hold.purchase] cancels the reservation, whatever
+        ends the block: normal exit, an exception, or the task being cancelled:
 
-            async with chat.hold("abc-123") as hold:
-                if await user_accepts(hold.reservation.number):
-                    await hold.purchase()
+        ```python
+        async with chat.hold("abc-123") as hold:
+            if await user_accepts(hold.reservation.number):
+                await hold.purchase()
+        ```
 
         Args:
             group_id: The group's id.
             number: A specific number of the group, in E.164; ``None`` for a random one.
+
+        Returns:
+            A [`Hold`][twochat_async.Hold] to enter with ``async with``; nothing is reserved
+            until the block is entered.
 
         Raises:
             ValueError: An argument is invalid (checked here, before the block runs).

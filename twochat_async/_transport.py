@@ -1,7 +1,7 @@
 """The only place that does I/O: one aiohttp pool, one ``request`` that every call goes through.
 
 It owns the connection pool's lifecycle, the timeout, the response size cap, the
-mapping of every transport failure to a :mod:`twochat_async.errors` class, the retry
+mapping of every transport failure to a `twochat_async.errors` class, the retry
 policy, and the rate limiter shared by every task using the session.
 
 Retries never risk buying twice: a POST is re-sent only when 2Chat surely did not act on
@@ -108,7 +108,7 @@ class Transport:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
+        """Whether `close()` has been called."""
         return self._closed
 
     def _session(self) -> aiohttp.ClientSession:
@@ -339,48 +339,66 @@ class RateLimit:
 
     @classmethod
     def of(cls, value: Any) -> RateLimit:
-        """Return ``value`` as a :class:`RateLimit` (a number means ``burst=1``)."""
+        """Return ``value`` as a `RateLimit` (a number means ``burst=1``).
+
+        Args:
+            value: A `RateLimit`, or requests per minute (an ``int`` or ``float``).
+
+        Returns:
+            ``value`` itself if it is a `RateLimit`, else ``RateLimit(value)``.
+
+        Raises:
+            ValueError: ``value`` is neither a `RateLimit` nor a positive, finite number.
+        """
         return value if isinstance(value, RateLimit) else cls(value)
 
 
 class RateLimiter:
-    """Hands out request slots at a :class:`RateLimit`, shared by every task of a session.
+    """Hands out request slots at a `RateLimit`, shared by every task of a session.
 
-    A generic cell rate algorithm: each caller books the next free slot at once and sleeps
-    until it, so callers go out in order and the pace holds however many wait. A 429 from
-    2Chat pauses every caller, not just the one that got it.
+    A token bucket of ``burst`` tokens refilled at the limit's rate, checked when a slot
+    is handed out (not booked ahead), so the pace holds in real time even after the event
+    loop stalls. Waiters queue in order on one lock; only the first of them sleeps. A 429
+    from 2Chat empties the bucket and pauses every caller, not just the one that got it.
     """
 
-    __slots__ = ("_burst_span", "_interval", "_next", "_paused_until")
+    __slots__ = ("_burst", "_lock", "_paused_until", "_per_second", "_tokens", "_updated")
 
     def __init__(self, limit: RateLimit) -> None:
-        self._interval = 60.0 / limit.per_minute
-        self._burst_span = (limit.burst - 1) * self._interval
-        self._next = 0.0  # the theoretical time of the next slot, on the loop's clock
+        self._per_second = limit.per_minute / 60.0
+        self._burst = float(limit.burst)
+        self._tokens = self._burst
+        self._updated = -math.inf  # on the loop's clock; the bucket starts full
         self._paused_until = 0.0
+        self._lock = asyncio.Lock()
 
     @property
     def interval(self) -> float:
         """Seconds between two slots at the steady pace."""
-        return self._interval
+        return 1.0 / self._per_second
 
     async def acquire(self) -> None:
         """Wait for a slot; cancellable, and counted against no request timeout."""
         loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            slot = max(now, self._next - self._burst_span, self._paused_until)
-            self._next = max(self._next, slot) + self._interval
-            if slot <= now:
-                return
-            await asyncio.sleep(slot - now)
-            # A 429 may have paused everyone while this caller slept: book again.
-            if self._paused_until <= slot:
-                return
+        cap = self._burst
+        async with self._lock:
+            while True:
+                now = loop.time()
+                refill = (now - self._updated) * self._per_second
+                self._tokens = min(cap, self._tokens + refill)
+                self._updated = now
+                wait = max(self._paused_until - now, (1.0 - self._tokens) / self._per_second)
+                if wait <= 0.0:
+                    self._tokens -= 1.0
+                    return
+                await asyncio.sleep(wait)  # a 429 meanwhile is seen on the next turn
+                # Sleeps end late (the loop's clock ticks in milliseconds): keep up to one
+                # token of that lateness, or a backlog would drift below the pace.
+                cap = self._burst + 1.0
 
     def pause(self, seconds: float | None) -> None:
         """Hold every caller back after a 429, for ``seconds`` (or a default pause)."""
         wait = DEFAULT_429_PAUSE if seconds is None else min(seconds, MAX_RETRY_AFTER)
         until = asyncio.get_running_loop().time() + wait
         self._paused_until = max(self._paused_until, until)
-        self._next = max(self._next, until)
+        self._tokens = min(self._tokens, 0.0)

@@ -130,7 +130,7 @@ def decode(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, An
 
 
 def api_error(status: int, headers: Mapping[str, str], body: bytes, payload: Any) -> APIError:
-    """Build the :class:`APIError` subclass for an error answer."""
+    """Build the `APIError` subclass for an error answer."""
     message = payload.get("error_message") if isinstance(payload, dict) else None
     if not isinstance(message, str) or not message.strip():
         if 300 <= status < 400:
@@ -195,7 +195,7 @@ def field(payload: Mapping[str, Any], *path: str, status: int) -> Any:
 
 
 def decode_reservation(payload: Mapping[str, Any], *, status: int, group_id: str) -> Reservation:
-    """Decode the answer of a reservation into a :class:`Reservation` of ``group_id``."""
+    """Decode the answer of a reservation into a `Reservation` of ``group_id``."""
     details = field(payload, "data", "reservation_details", status=status)
     if isinstance(details, dict):
         details = {**details, "group_id": group_id}

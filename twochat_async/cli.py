@@ -2,7 +2,7 @@
 
 The API key is read from ``TWOCHAT_API_KEY`` only, never from the command line, where it
 would land in shell history and process listings. ``--fake`` runs against an embedded
-:class:`~twochat_async.testing.FakeTwoChat`, so no key or network is needed.
+`twochat_async.testing.FakeTwoChat`, so no key or network is needed.
 """
 
 from __future__ import annotations

@@ -1,25 +1,28 @@
 """Every exception twochat-async raises on purpose.
 
-The tree::
+The tree:
 
-    TwoChatError                    base of everything the SDK raises on purpose
-    ├── APIError                    2Chat answered with an error (.status, .message, .body,
-    │   │                               .retry_after)
-    │   ├── BadRequestError             400  wrong JSON structure
-    │   ├── AuthenticationError         401  missing or invalid API key
-    │   ├── PaymentRequiredError        402  trial expired or API credits exhausted
-    │   ├── PermissionDeniedError       403  forbidden operation
-    │   ├── NotFoundError               404  unknown group, number or reservation
-    │   ├── ConflictError               409  resource booting up; retry in a few seconds
-    │   ├── UnprocessableEntityError    422  invalid request, e.g. a number not in E.164
-    │   ├── RateLimitError              429  too many requests (.retry_after)
-    │   └── ServerError                 5xx  2Chat or a gateway in front of it failed
-    ├── APIConnectionError          no usable answer: refused, dropped, truncated (.request_sent)
-    │   └── APITimeoutError             no answer within the timeout
-    └── InvalidResponseError        a success answer that cannot be decoded (.status, .body)
+```text
+TwoChatError                    base of everything the SDK raises on purpose
+├── APIError                    2Chat answered with an error (.status, .message, .body,
+│   │                               .retry_after)
+│   ├── BadRequestError             400  wrong JSON structure
+│   ├── AuthenticationError         401  missing or invalid API key
+│   ├── PaymentRequiredError        402  trial expired or API credits exhausted
+│   ├── PermissionDeniedError       403  forbidden operation
+│   ├── NotFoundError               404  unknown group, number or reservation
+│   ├── ConflictError               409  resource booting up; retry in a few seconds
+│   ├── UnprocessableEntityError    422  invalid request, e.g. a number not in E.164
+│   ├── RateLimitError              429  too many requests (.retry_after)
+│   └── ServerError                 5xx  2Chat or a gateway in front of it failed
+├── APIConnectionError          no usable answer: refused, dropped, truncated (.request_sent)
+│   └── APITimeoutError             no answer within the timeout
+└── InvalidResponseError        a success answer that cannot be decoded (.status, .body)
+```
 
-Bad arguments are not errors of this tree: they raise :class:`ValueError` before any I/O.
-Any other error status (e.g. 406, 410, 486) raises a plain :class:`APIError`.
+Bad arguments are not errors of this tree: they raise `ValueError` before any I/O.
+Any other error status (e.g. 406, 410, 486) raises a plain
+[`APIError`][twochat_async.errors.APIError].
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class APIError(TwoChatError):
         body: The decoded JSON body, or a truncated text snippet when it was not JSON.
         retry_after: Seconds the server asked to wait before retrying (its
             ``Retry-After`` header, seconds or HTTP-date), or ``None``.
+
+    Args:
+        message: What went wrong; ``str()`` shows it after the status.
+        status: The HTTP status code of the answer.
+        body: The decoded JSON body, or a truncated text snippet when it was not JSON.
+        retry_after: Seconds the server asked to wait before retrying, or ``None``.
     """
 
     def __init__(
@@ -115,6 +124,10 @@ class APIConnectionError(TwoChatError):
         request_sent: ``False`` when the request surely never reached 2Chat (it could
             not connect); ``True`` when it may have, so the outcome of a reservation or
             purchase is unknown: check ``reservations()`` before trying again.
+
+    Args:
+        message: What went wrong.
+        request_sent: Whether the request may have reached 2Chat (see above).
     """
 
     def __init__(self, message: str, *, request_sent: bool) -> None:
@@ -130,6 +143,11 @@ class InvalidResponseError(TwoChatError):
     """A success answer could not be decoded into its record.
 
     Attributes:
+        status: The HTTP status code of the answer.
+        body: The decoded JSON body, or a truncated text snippet when it was not JSON.
+
+    Args:
+        message: What could not be decoded, and why.
         status: The HTTP status code of the answer.
         body: The decoded JSON body, or a truncated text snippet when it was not JSON.
     """
@@ -154,7 +172,7 @@ STATUS_ERRORS: dict[int, type[APIError]] = {
 
 
 def error_class(status: int) -> type[APIError]:
-    """Return the :class:`APIError` subclass that stands for an HTTP status."""
+    """Return the `APIError` subclass that stands for an HTTP status."""
     if status >= 500:
         return ServerError
     return STATUS_ERRORS.get(status, APIError)

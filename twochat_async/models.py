@@ -112,6 +112,9 @@ class Reservation:
         Args:
             now: The current time, timezone-aware; defaults to the system clock.
 
+        Returns:
+            ``expires_at`` minus ``now``: the time left, negative once expired.
+
         Raises:
             ValueError: ``now`` is naive.
         """
@@ -122,6 +125,9 @@ class Reservation:
 
         Args:
             now: The current time, timezone-aware; defaults to the system clock.
+
+        Returns:
+            ``True`` when ``expires_at`` is at or before ``now``, else ``False``.
 
         Raises:
             ValueError: ``now`` is naive.

@@ -56,7 +56,11 @@ class Reply:
     handle: bool = False
 
     def payload(self) -> bytes:
-        """Return the body bytes: ``body``, else ``json``, else 2Chat's envelope for the status."""
+        """Return the body bytes: ``body``, else ``json``, else 2Chat's envelope for the status.
+
+        Returns:
+            The bytes the fake sends as the body of this reply.
+        """
         if self.body is not None:
             return self.body
         if self.json is not None:
@@ -104,11 +108,13 @@ def _error(status: int, message: str) -> web.Response:
 class FakeTwoChat:
     """A stateful fake of 2Chat's Numbers API, served on 127.0.0.1 on an ephemeral port.
 
-    Use it as an async context manager; it yields its base URL::
+    Use it as an async context manager; it yields its base URL:
 
-        fake = FakeTwoChat()
-        async with fake as base_url, TwoChatSession(fake.api_key, base_url=base_url) as chat:
-            reservation = await chat.reserve("abc-123")
+    ```python
+    fake = FakeTwoChat()
+    async with fake as base_url, TwoChatSession(fake.api_key, base_url=base_url) as chat:
+        reservation = await chat.reserve("abc-123")
+    ```
 
     It serves every Numbers endpoint of 2Chat with real state: it checks the
     ``X-User-API-Key`` header (401 otherwise); holds a catalogue of regions, cities, DID
@@ -129,6 +135,25 @@ class FakeTwoChat:
         latency: Seconds added before every answer.
         requests_per_minute: The account limit ``GET /open/info`` reports.
         port: The port to listen on; 0 picks a free one.
+
+    Attributes:
+        api_key: The only API key the fake accepts.
+        clock: Returns the current time, timezone-aware; reservations expire by it.
+        reservation_ttl: How long a new reservation holds its number.
+        groups: The catalogue of number groups, by id.
+        reservations: The reservations neither cancelled nor bought, by uuid, expired ones
+            included (`active_reservations()` leaves those out).
+        sold: Numbers bought, by number, with the group they came from.
+        calls: How many requests arrived, by ``"METHOD /path"`` (path without query).
+        requests: Every request's method, path, query, headers and raw body, in order of
+            arrival.
+        latency: Seconds added before every answer.
+        requests_per_minute: The limit ``GET /open/info`` reports.
+        port: The port asked for; 0 picks a free one (``base_url`` shows the one in use).
+        rate_limited: How many requests were refused with 429 by the budget (see
+            `set_budget()`).
+        base_url: The address the fake serves on, set by `start()`; ``""`` until then.
+        app: The aiohttp ``web.Application`` that answers the requests.
     """
 
     def __init__(
@@ -149,18 +174,12 @@ class FakeTwoChat:
             group.id: group for group in (default_catalogue() if groups is None else groups)
         }
         self.reservations: dict[str, FakeReservation] = {}
-        #: Numbers bought, by number, with the group they came from.
         self.sold: dict[str, str] = {}
-        #: How many requests arrived, by ``"METHOD /path"`` (path without query).
         self.calls: Counter[str] = Counter()
-        #: Every request's method, path, query, headers and raw body, in order of arrival.
         self.requests: list[dict[str, Any]] = []
-        #: Seconds added before every answer.
         self.latency = latency
-        #: The limit ``GET /open/info`` reports.
         self.requests_per_minute = requests_per_minute
         self.port = port
-        #: How many requests were refused with 429 by the budget.
         self.rate_limited = 0
         self._budget: tuple[float, float] | None = None  # (capacity, tokens per second)
         self._tokens = 0.0
@@ -190,6 +209,11 @@ class FakeTwoChat:
 
         A token bucket of ``requests`` tokens refilled evenly over ``per`` seconds, like
         2Chat's requests-per-minute limit. ``None`` removes the budget.
+
+        Args:
+            requests: How many requests the bucket holds, all of them available at once
+                at first; ``None`` removes the budget.
+            per: The seconds over which the bucket refills from empty to full.
         """
         self._budget = None if requests is None else (float(requests), requests / per)
         self._tokens = float(requests or 0)
@@ -209,23 +233,46 @@ class FakeTwoChat:
         return (1.0 - self._tokens) / rate
 
     def script(self, *replies: Reply) -> None:
-        """Answer the next requests, in order, with ``replies`` instead of the fake's own."""
+        """Answer the next requests, in order, with ``replies`` instead of the fake's own.
+
+        Args:
+            replies: One reply per request, used once each; they queue after any replies
+                scripted before and not yet used.
+        """
         self._script.extend(replies)
 
     def active_reservations(self) -> list[FakeReservation]:
-        """Return the reservations that have not expired by the fake's clock."""
+        """Return the reservations that have not expired by the fake's clock.
+
+        Returns:
+            The reservations of `reservations` whose ``expires_at`` is after ``clock()``.
+        """
         now = self.clock()
         return [r for r in self.reservations.values() if r.expires_at > now]
 
     def available(self, group_id: str) -> list[str]:
-        """Return the numbers of a group that are neither sold nor actively reserved."""
+        """Return the numbers of a group that are neither sold nor actively reserved.
+
+        Args:
+            group_id: The id of a group of the catalogue (`groups`).
+
+        Returns:
+            The group's available numbers, in the group's order.
+
+        Raises:
+            KeyError: The catalogue has no group ``group_id``.
+        """
         held = {r.number for r in self.active_reservations()}
         return [n for n in self.groups[group_id].numbers if n not in held and n not in self.sold]
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> str:
-        """Start serving on 127.0.0.1 and return the base URL."""
+        """Start serving on 127.0.0.1 and return the base URL.
+
+        Returns:
+            The base URL, e.g. ``http://127.0.0.1:54321``; also kept in `base_url`.
+        """
         runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
