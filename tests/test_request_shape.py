@@ -94,11 +94,12 @@ async def test_reserve_body_with_number(mocked: BridgedAioresponses) -> None:
 
 
 async def test_reserve_headers(mocked: BridgedAioresponses) -> None:
-    """The POST carries the API key, JSON content type and accept, and the default agent."""
+    """The POST carries the key, JSON type and accept, no compression, the default agent."""
     kwargs = await reserve_once(mocked, "abc-123")
     expected = {
         "X-User-API-Key": API_KEY,
         "Accept": "application/json",
+        "Accept-Encoding": "identity",
         "Content-Type": "application/json",
         "User-Agent": (
             f"twochat-async/{twochat_async.__version__} aiohttp/{aiohttp.__version__} "

@@ -21,6 +21,7 @@ ANY_URL = re.compile(r"https://api\.p\.2chat\.io/.*")
 GET_HEADERS = {
     "X-User-API-Key": API_KEY,
     "Accept": "application/json",
+    "Accept-Encoding": "identity",
     "User-Agent": (
         f"twochat-async/{twochat_async.__version__} aiohttp/{aiohttp.__version__} "
         f"python/{platform.python_version()}"

@@ -102,6 +102,9 @@ class Transport:
         self._get_headers = {
             "X-User-API-Key": api_key,
             "Accept": "application/json",
+            # Uncompressed answers (2Chat's are a few KiB): the size cap then bounds what
+            # is decompressed too, so no small compressed body can expand past it.
+            "Accept-Encoding": "identity",
             "User-Agent": user_agent,
         }
         self._post_headers = {**self._get_headers, "Content-Type": "application/json"}
