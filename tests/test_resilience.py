@@ -479,3 +479,29 @@ async def test_a_stalled_event_loop_releases_no_burst() -> None:
     # At most one back-to-back pair (the one token of lateness kept), then the pace.
     assert sum(gap < 0.05 for gap in gaps) <= 1
     assert after_stall[-1] - after_stall[0] >= 0.4
+
+
+async def test_account_rate_limit_fetch_failure_is_raised_then_retried(fake: FakeTwoChat) -> None:
+    """If GET /open/info fails, calls raise its error, and the next call asks again."""
+    fake.requests_per_minute = 6000
+    async with session(fake, rate_limit="account", max_retries=0) as chat:
+        fake.script(Reply(500))
+        with pytest.raises(ServerError):
+            await chat.did_types()
+        assert len(await chat.did_types()) == 6
+    assert fake.calls["GET /open/info"] == 2
+    assert fake.calls["GET /open/numbers/did-types"] == 1
+
+
+async def test_account_rate_limit_survives_a_cancelled_caller() -> None:
+    """A caller cancelled while the limit is fetched does not fail the others waiting."""
+    fake = FakeTwoChat(API_KEY, latency=0.2, requests_per_minute=6000)
+    async with fake, session(fake, rate_limit="account") as chat:
+        first = asyncio.create_task(chat.did_types())
+        second = asyncio.create_task(chat.did_types())
+        await asyncio.sleep(0.05)  # both wait on the one GET /open/info
+        first.cancel()
+        assert len(await second) == 6
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert fake.calls["GET /open/info"] == 1

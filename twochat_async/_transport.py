@@ -159,8 +159,9 @@ class Transport:
             await self._limit_from_account()
         attempt = 0
         while True:
-            if self._limiter is not None:
-                await self._limiter.acquire()
+            limiter = self._limiter
+            if limiter is not None and not limiter.take():
+                await limiter.acquire()
             try:
                 return await self._send(method, path, params, body)
             except (APIError, APIConnectionError) as exc:
@@ -202,11 +203,15 @@ class Transport:
 
     async def _limit_from_account(self) -> None:
         """Build the limiter from the account's ``requests_per_minute``, once."""
-        pending = self._account_limit
-        if isinstance(pending, asyncio.Future):
-            await asyncio.shield(pending)
-            return
-        pending = self._account_limit = asyncio.get_running_loop().create_future()
+        fetch = self._account_limit
+        if not isinstance(fetch, asyncio.Future):
+            # One fetch for every waiting call, in its own task: a caller cancelled while
+            # waiting does not cancel it for the others.
+            fetch = self._account_limit = asyncio.ensure_future(self._fetch_account_limit())
+            fetch.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.shield(fetch)
+
+    async def _fetch_account_limit(self) -> None:
         try:
             status, payload = await self._send("GET", "/open/info", None, None)
             rate = _wire.field(payload, "limits", "requests_per_minute", status=status)
@@ -218,13 +223,10 @@ class Transport:
                     status=status,
                     body=payload,
                 ) from exc
-        except BaseException as exc:
+        except BaseException:
             self._account_limit = True  # the next call tries again
-            pending.set_exception(exc)
-            pending.exception()  # retrieved: waiters get it, nobody is warned
             raise
         self._account_limit = False
-        pending.set_result(None)
 
     async def _send(
         self,
@@ -249,7 +251,11 @@ class Transport:
                 raise_for_status=False,
             ) as response:
                 status = response.status
-                raw = await self._read(response)
+                length = response.content_length
+                if length is not None and length <= self._max_bytes:
+                    raw = await response.read()  # the usual case, inline: no extra frame
+                else:
+                    raw = await self._read_capped(response)
                 headers = response.headers
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(
@@ -281,11 +287,9 @@ class Transport:
             self._redact(exc)
             raise
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        length = response.content_length
-        if length is not None and length <= self._max_bytes:
-            return await response.read()
-        if length is None:
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        """Read a body of unknown or excessive length, stopping at the size cap."""
+        if response.content_length is None:
             data = bytearray()
             async for chunk in response.content.iter_any():
                 data += chunk
@@ -379,6 +383,20 @@ class RateLimiter:
     def interval(self) -> float:
         """Seconds between two slots at the steady pace."""
         return 1.0 / self._per_second
+
+    def take(self) -> bool:
+        """Take a slot if one is free now and nobody waits; return whether it did.
+
+        The hot path of a limit that is not reached: no coroutine, no lock.
+        """
+        if self._lock.locked():
+            return False
+        now = asyncio.get_running_loop().time()
+        tokens = min(self._burst, self._tokens + (now - self._updated) * self._per_second)
+        if tokens < 1.0 or now < self._paused_until:
+            return False
+        self._tokens, self._updated = tokens - 1.0, now
+        return True
 
     async def acquire(self) -> None:
         """Wait for a slot; cancellable, and counted against no request timeout."""

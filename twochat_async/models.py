@@ -8,6 +8,7 @@ timezone-aware UTC datetimes, and ``Decimal`` money that refuses floats.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -41,6 +42,11 @@ _ISO_DATETIME = re.compile(
 )
 
 
+_ZERO = timedelta(0)
+# Python 3.10's fromisoformat rejects a trailing "Z"; spelled "+00:00" it takes the fast path.
+_Z_UNSUPPORTED = sys.version_info < (3, 11)
+
+
 def parse_datetime(value: str) -> datetime:
     """Parse an ISO 8601 timestamp into a timezone-aware UTC datetime.
 
@@ -50,14 +56,19 @@ def parse_datetime(value: str) -> datetime:
     Raises:
         ValueError: The text is not an ISO 8601 timestamp.
     """
+    if _Z_UNSUPPORTED and value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = _parse_datetime_fallback(value)
-    if parsed.tzinfo is None:
+    tz = parsed.tzinfo
+    if tz is timezone.utc:  # the usual case, "...Z": nothing to convert
+        return parsed
+    if tz is None:
         return parsed.replace(tzinfo=timezone.utc)
-    if parsed.utcoffset() == timedelta(0):
-        return parsed if parsed.tzinfo is timezone.utc else parsed.replace(tzinfo=timezone.utc)
+    if parsed.utcoffset() == _ZERO:
+        return parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
 
 

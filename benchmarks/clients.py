@@ -1,0 +1,293 @@
+"""The benchmarked clients, and the worker that times one of them in a fresh process.
+
+Every client makes the same call: ``POST /open/numbers/reservations`` with
+``{"group_id": ...}`` and the API key header, checks the 201, decodes the JSON and turns
+``data.reservation_details`` into a record with timezone-aware ``created_at`` and
+``expires_at``. The SDK does it with ``TwoChatSession.reserve()``; the others by hand, as
+a user would write it without the SDK.
+
+The worker is started by :mod:`benchmarks.run` as
+``python -m benchmarks.clients '<json job>'`` and prints one JSON line of results. The
+full benchmark gives every measurement a fresh process, so clients share no heap, cache
+or GC state (``--quick`` batches them per client to start fewer interpreters). Each
+measurement builds its client, checks one answer, and warms up (which also opens the
+pooled connections) before the clock starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import resource
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from benchmarks.server import fetch_stats
+
+API_KEY = "bench-key-0123456789"
+GROUP_ID = "abc-123"
+NUMBER = "+12135551234"
+CREATED_AT = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
+RESERVE = "/open/numbers/reservations"
+
+AsyncCall = Callable[[str], Awaitable[Any]]
+SyncCall = Callable[[str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RawReservation:
+    """What the hand-written clients build: the SDK's ``Reservation`` fields."""
+
+    uuid: str
+    number: str
+    created_at: datetime
+    expires_at: datetime
+    group_id: str
+
+
+def parse_time(value: str) -> datetime:
+    """``datetime.fromisoformat`` with the ``Z`` suffix Python 3.10 does not accept."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def to_record(payload: dict[str, Any], group_id: str) -> RawReservation:
+    """The field extraction a user writes by hand."""
+    details = payload["data"]["reservation_details"]
+    return RawReservation(
+        details["uuid"],
+        details["number"],
+        parse_time(details["created_at"]),
+        parse_time(details["expires_at"]),
+        group_id,
+    )
+
+
+@contextlib.asynccontextmanager
+async def sdk_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[AsyncCall]:
+    """``TwoChatSession.reserve``; ``options`` are extra constructor keywords."""
+    from twochat_async import TwoChatSession
+
+    async with TwoChatSession(API_KEY, base_url=base_url, **options) as chat:
+        yield chat.reserve
+
+
+@contextlib.asynccontextmanager
+async def aiohttp_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[AsyncCall]:
+    """One ``aiohttp.ClientSession``: ``post(json=...)``, ``await resp.json()``."""
+    import aiohttp
+
+    url = base_url + RESERVE
+    headers = {"X-User-API-Key": API_KEY}
+    async with aiohttp.ClientSession() as session:
+
+        async def reserve(group_id: str) -> RawReservation:
+            async with session.post(url, json={"group_id": group_id}, headers=headers) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"unexpected status {resp.status}")
+                payload = await resp.json()
+            return to_record(payload, group_id)
+
+        yield reserve
+
+
+@contextlib.asynccontextmanager
+async def httpx_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[AsyncCall]:
+    """One ``httpx.AsyncClient`` with aiohttp's pool size (100, all kept alive)."""
+    import httpx
+
+    url = base_url + RESERVE
+    headers = {"X-User-API-Key": API_KEY}
+    # httpx keeps only 20 idle connections by default; at concurrency 64 it would reconnect
+    # all the time. Matching aiohttp's 100 makes the comparison about the client, not that.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def reserve(group_id: str) -> RawReservation:
+            resp = await client.post(url, json={"group_id": group_id}, headers=headers)
+            if resp.status_code != 201:
+                raise RuntimeError(f"unexpected status {resp.status_code}")
+            return to_record(resp.json(), group_id)
+
+        yield reserve
+
+
+@contextlib.contextmanager
+def requests_client(base_url: str, options: dict[str, Any]) -> Iterator[SyncCall]:
+    """``requests.Session`` as in 2Chat's snippet; one session per thread when threaded."""
+    import requests
+
+    url = base_url + RESERVE
+    headers = {"X-User-API-Key": API_KEY}
+    local = threading.local()
+    sessions: list[requests.Session] = []
+
+    def reserve(group_id: str) -> RawReservation:
+        session = getattr(local, "session", None)
+        if session is None:
+            # requests.Session is not documented as thread-safe: one per thread.
+            session = local.session = requests.Session()
+            sessions.append(session)
+        resp = session.post(url, json={"group_id": group_id}, headers=headers, timeout=30)
+        if resp.status_code != 201:
+            raise RuntimeError(f"unexpected status {resp.status_code}")
+        return to_record(resp.json(), group_id)
+
+    try:
+        yield reserve
+    finally:
+        for session in sessions:
+            session.close()
+
+
+ASYNC_CLIENTS = {"sdk": sdk_client, "aiohttp": aiohttp_client, "httpx": httpx_client}
+SYNC_CLIENTS = {"requests": requests_client}
+#: Modules a client needs beyond the standard library; a missing one makes it "n/a".
+REQUIRES = {"sdk": "twochat_async", "aiohttp": "aiohttp", "httpx": "httpx", "requests": "requests"}
+
+
+def check(record: Any) -> None:
+    """Fail loudly if a client did not do the whole job (so no client is timed doing less)."""
+    created = record.created_at
+    if (record.number, record.group_id, created) != (NUMBER, GROUP_ID, CREATED_AT) or (
+        created.utcoffset() is None or record.expires_at <= created
+    ):
+        raise AssertionError(f"wrong record: {record!r}")
+
+
+async def run_async(call: AsyncCall, n: int, concurrency: int) -> None:
+    """Make ``n`` calls with at most ``concurrency`` in flight; the same loop for all."""
+    if concurrency == 1:
+        for _ in range(n):
+            await call(GROUP_ID)
+        return
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call(GROUP_ID)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
+
+
+def run_threads(call: SyncCall, n: int, concurrency: int, pool: ThreadPoolExecutor) -> None:
+    """Make ``n`` calls from ``concurrency`` threads (a plain loop when 1)."""
+    if concurrency == 1:
+        for _ in range(n):
+            call(GROUP_ID)
+        return
+    counter = iter(range(n))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            call(GROUP_ID)
+
+    for future in [pool.submit(worker) for _ in range(min(concurrency, n))]:
+        future.result()
+
+
+class Clock:
+    """Times one run: wall and process CPU of this process, and the server's CPU."""
+
+    def __init__(self, base_url: str, n: int) -> None:
+        self._url, self._n = base_url, n
+        gc.collect()  # start every run with the same (empty) young generations
+        self._server = fetch_stats(base_url)  # blocking on purpose: outside the window
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> dict[str, float]:
+        """Stop the clock and return the run's measurements."""
+        cpu, wall = time.process_time() - self._cpu, time.perf_counter() - self._wall
+        after = fetch_stats(self._url)
+        server_cpu = after["cpu_s"] - self._server["cpu_s"]
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "calls_per_s": self._n / wall,
+            "cpu_us_per_call": cpu / self._n * 1e6,
+            "server_cpu_s": server_cpu,
+            # The server's share of one core during the run; near 1.0 it is the bottleneck.
+            "server_busy": server_cpu / wall,
+            "server_requests": after["requests"] - self._server["requests"] - 1,  # less stats
+        }
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    """Time ``job["n"]`` calls of one client at one concurrency, after a warm-up."""
+    name, url = job["client"], job["base_url"]
+    n, concurrency, warmup = job["n"], job["concurrency"], job["warmup"]
+    options = job.get("options", {})
+    if name in SYNC_CLIENTS:
+        with (
+            ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool,
+            SYNC_CLIENTS[name](url, options) as call,
+        ):
+            check(call(GROUP_ID))
+            run_threads(call, warmup, concurrency, pool)
+            clock = Clock(url, n)
+            run_threads(call, n, concurrency, pool)
+            return clock.stop()
+
+    async def main() -> dict[str, float]:
+        async with ASYNC_CLIENTS[name](url, options) as call:
+            check(await call(GROUP_ID))
+            await run_async(call, warmup, concurrency)
+            clock = Clock(url, n)
+            await run_async(call, n, concurrency)
+            return clock.stop()
+
+    return asyncio.run(main())
+
+
+def max_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
+
+
+def measure_rss(job: dict[str, Any]) -> dict[str, Any]:
+    """Peak RSS with ``job["n"]`` calls in flight at once (one gather of them all)."""
+    name, url, n = job["client"], job["base_url"], job["n"]
+
+    async def main() -> dict[str, Any]:
+        async with ASYNC_CLIENTS[name](url, job.get("options", {})) as call:
+            check(await call(GROUP_ID))
+            await run_async(call, job["warmup"], 64)
+            gc.collect()
+            setup = max_rss_mib()
+            records = await asyncio.gather(*(call(GROUP_ID) for _ in range(n)))
+            check(records[-1])
+            return {"setup_mib": setup, "peak_mib": max_rss_mib(), "in_flight": n}
+
+    return asyncio.run(main())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the measurements of the JSON job given as argument; print them as a JSON list.
+
+    The job is ``{"runs": [run, ...]}``; each run names ``client``, ``base_url``, ``n``,
+    ``concurrency``, ``warmup``, optional ``options`` (SDK constructor keywords), and
+    ``kind`` (``"rss"`` for a peak-RSS run, which must be alone in its process).
+    """
+    job = json.loads((argv if argv is not None else sys.argv[1:])[0])
+    results = [
+        measure_rss(run) if run.get("kind") == "rss" else measure(run) for run in job["runs"]
+    ]
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The benchmark harness runs end to end in ``--quick`` mode; its numbers are never checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TOP_LEVEL = {
+    "meta",
+    "clients",
+    "ratios",
+    "ratio_quartiles",
+    "resilience",
+    "scaling",
+    "rss",
+    "import_time",
+    "server",
+    "targets",
+}
+RATIOS = {
+    "sdk_over_aiohttp_cpu_c1",
+    "sdk_over_aiohttp_cpu_c64",
+    "sdk_over_aiohttp_calls_c1",
+    "sdk_over_aiohttp_calls_c64",
+    "sdk_over_httpx_calls_c64",
+}
+TARGETS = RATIOS | {
+    "import_ratio",
+    "import_first_use_ratio",
+    "scaling_max_over_min",
+    "resilience_on_over_off_cpu_c1",
+    "resilience_on_over_off_cpu_c64",
+}
+TABLE_LINES = (
+    "twochat_async reserve()",
+    "raw aiohttp",
+    "httpx.AsyncClient",
+    "requests.Session",
+    "SDK / aiohttp, CPU per call, conc 64",
+    "SDK scaling: CPU us/call",
+    "import twochat_async",
+    "peak RSS with",
+)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """Run ``python -m benchmarks.run --quick`` once; return its stdout and its JSON."""
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,  # a hang guard only; the run takes ~15 s on 2 cores
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_quick_run_prints_every_section_of_the_table(
+    quick_run: tuple[str, dict[str, Any]],
+) -> None:
+    """The table names every client, the targets, the scaling, import and RSS sections."""
+    stdout, _ = quick_run
+    assert [line for line in TABLE_LINES if line not in stdout] == []
+
+
+def test_quick_run_writes_json_with_the_expected_keys(
+    quick_run: tuple[str, dict[str, Any]],
+) -> None:
+    """The JSON holds every section, every ratio and every target of the issue."""
+    _, results = quick_run
+    assert set(results) == TOP_LEVEL
+    assert set(results["ratios"]) == RATIOS
+    assert set(results["targets"]) == TARGETS
+    assert all({"value", "limit", "met"} <= set(t) for t in results["targets"].values())
+    assert {"by_n", "by_concurrency", "max_over_min"} <= set(results["scaling"])
+    assert {"twochat_async_us", "aiohttp_attrs_cattrs_us", "ratio"} <= set(results["import_time"])
+    assert results["resilience"]["status"] in {"ok", "n/a"}
+
+
+def test_quick_run_measures_the_sdk_and_raw_aiohttp(
+    quick_run: tuple[str, dict[str, Any]],
+) -> None:
+    """The SDK and raw aiohttp always run; httpx and requests run when installed."""
+    _, results = quick_run
+    clients = results["clients"]
+    assert {"sdk", "aiohttp", "httpx", "requests"} <= set(clients)
+    for name in ("sdk", "aiohttp"):
+        for cell in clients[name].values():
+            assert cell["status"] == "ok"
+            assert cell["calls_per_s"] > 0
+            assert cell["cpu_us_per_call"] > 0
+    for name in ("httpx", "requests"):
+        for cell in clients[name].values():
+            assert cell["status"] in {"ok", "not installed"}
+    assert results["rss"]["sdk"]["status"] == "ok"
