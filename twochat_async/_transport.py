@@ -379,11 +379,6 @@ class RateLimiter:
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
-    @property
-    def interval(self) -> float:
-        """Seconds between two slots at the steady pace."""
-        return 1.0 / self._per_second
-
     def take(self) -> bool:
         """Take a slot if one is free now and nobody waits; return whether it did.
 
