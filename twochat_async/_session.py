@@ -97,19 +97,14 @@ class TwoChatSession:
         self._base_url = _check_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, allow_insecure_http
         )
-
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ValueError(f"max_connections must be an int, got {max_connections!r}")
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
         self._transport = Transport(
             api_key=key,
             base_url=self._base_url,
             timeout=_check_timeout(timeout),
             http_session=http_session,
-            max_connections=max_connections,
+            max_connections=_check_count(max_connections, "max_connections", minimum=1),
             user_agent=user_agent or DEFAULT_USER_AGENT,
-            max_retries=_check_retries(max_retries),
+            max_retries=_check_count(max_retries, "max_retries", minimum=0),
             limiter=None
             if rate_limit in (None, "account")
             else RateLimiter(RateLimit.of(rate_limit)),
@@ -432,9 +427,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _check_retries(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"max_retries must be an int of at least 0, got {value!r}")
+def _check_count(value: int, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
     return value
 
 
