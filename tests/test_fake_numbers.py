@@ -414,3 +414,15 @@ async def test_each_fake_has_its_own_state() -> None:
     assert "+12135551234" not in one.available("abc-123")
     assert "+12135551234" in two.available("abc-123")
     assert two.sold == {}
+
+
+@pytest.mark.parametrize("path", ["regions", "cities", "groups", "requirements"])
+async def test_missing_country_is_a_422_envelope(fake: FakeTwoChat, path: str) -> None:
+    """Every endpoint that needs ?country= answers 422 in 2Chat's envelope without it."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{fake.base_url}/open/numbers/{path}", headers=HEADERS) as response,
+    ):
+        status, body = response.status, await response.json()
+    assert status == 422
+    assert body == {"success": False, "error": True, "error_message": "country is required"}

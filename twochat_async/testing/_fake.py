@@ -99,6 +99,19 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _country(request: web.Request) -> str:
+    """Return the required ``country`` query parameter, upper-cased, or answer 422."""
+    country = request.query.get("country", "").upper()
+    if not country:
+        raise web.HTTPUnprocessableEntity(
+            text=json.dumps(
+                {"success": False, "error": True, "error_message": "country is required"}
+            ),
+            content_type="application/json",
+        )
+    return country
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response(
         {"success": False, "error": True, "error_message": message}, status=status
@@ -396,15 +409,11 @@ class FakeTwoChat:
         )
 
     async def _regions(self, request: web.Request) -> web.Response:
-        country = request.query.get("country", "").upper()
-        if not country:
-            return _error(422, "country is required")
+        country = _country(request)
         return self._ok({"regions": [r for r in REGIONS if r["iso_country_code"] == country]})
 
     async def _cities(self, request: web.Request) -> web.Response:
-        country = request.query.get("country", "").upper()
-        if not country:
-            return _error(422, "country is required")
+        country = _country(request)
         region = request.query.get("region")
         cities = [
             city
@@ -418,9 +427,7 @@ class FakeTwoChat:
 
     async def _groups(self, request: web.Request) -> web.Response:
         query = request.query
-        country = query.get("country", "").upper()
-        if not country:
-            return _error(422, "country is required")
+        country = _country(request)
         did_type = query.get("did_type", "all")
         needle = query.get("city_name_or_prefix", "").lower()
         groups = [
@@ -449,9 +456,7 @@ class FakeTwoChat:
         return self._ok({"numbers": numbers})
 
     async def _requirements(self, request: web.Request) -> web.Response:
-        country = request.query.get("country", "").upper()
-        if not country:
-            return _error(422, "country is required")
+        country = _country(request)
         did_type = request.query.get("did_type")
         items = [
             item
