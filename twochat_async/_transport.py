@@ -16,7 +16,9 @@ import logging
 import math
 import platform
 import random
+import zlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -69,6 +71,8 @@ class Transport:
         "_max_retries",
         "_owns_http",
         "_post_headers",
+        "_redactor",
+        "_slots",
         "_timeout",
     )
 
@@ -98,6 +102,11 @@ class Transport:
         self._max_connections = max_connections
         self._max_bytes = max_response_bytes
         self._closed = False
+        self._redactor = Redactor(api_key)
+        # One slot per pooled connection, taken before aiohttp is asked for one: waiting
+        # for a free connection then happens here, where no timeout runs, and never in
+        # aiohttp's pool, where it would count against the request's timeout.
+        self._slots: asyncio.Semaphore | None = None
         # Built once: headers are the same on every call.
         self._get_headers = {
             "X-User-API-Key": api_key,
@@ -121,14 +130,17 @@ class Transport:
         if http is None:
             # Created here, inside the running loop: aiohttp refuses to build one outside.
             http = self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                connector=_Connector(limit=self._max_connections),
                 timeout=self._timeout,
             )
+            self._slots = asyncio.Semaphore(self._max_connections)
         elif http.closed:
             raise TwoChatError(
                 "The http_session given to TwoChatSession is closed; "
                 "keep it open for as long as the TwoChatSession is used."
             )
+        elif self._slots is None and self._owns_http is False:
+            self._slots = _borrowed_slots(http)
         return http
 
     async def close(self) -> None:
@@ -235,8 +247,23 @@ class Transport:
         params: Mapping[str, str] | None,
         body: bytes | None,
     ) -> tuple[int, dict[str, Any]]:
-        """Send one request and return ``(status, decoded JSON object)``."""
+        """Send one request and return ``(status, decoded JSON object)``.
+
+        Exceptions are built from aiohttp's and raised outside their ``except`` blocks:
+        aiohttp's carry the request headers (the API key) in their attributes and frames,
+        so they are never chained.
+        """
         http = self._session()
+        slots = self._slots
+        if slots is not None:
+            await slots.acquire()
+        # Our connector flips this once a connection is in hand; a borrowed session's
+        # connector does not, so its phase stays unknown.
+        _CONNECTED.set(False if self._owns_http else None)
+        failure: TwoChatError | None = None
+        # Cleared before anything is raised here: error trackers record every frame's
+        # locals, and a response's repr shows the server's headers.
+        response: aiohttp.ClientResponse | None = None
         try:
             async with http.request(
                 method,
@@ -249,46 +276,74 @@ class Transport:
                 allow_redirects=False,
                 # Off whatever a borrowed session says: the error body holds 2Chat's message.
                 raise_for_status=False,
+                # Decompressed by us, under the size cap (a small gzip body can inflate to
+                # gigabytes); we ask for identity, so this is rare.
+                auto_decompress=False,
             ) as response:
                 status = response.status
                 length = response.content_length
                 if length is not None and length <= self._max_bytes:
-                    raw = await response.read()  # the usual case, inline: no extra frame
+                    raw: bytes | None = await response.read()  # the usual case, inline
                 else:
                     raw = await self._read_capped(response)
-                headers = response.headers
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise APITimeoutError(
-                f"Timed out connecting to {self._base_url} ({method} {path}); "
-                "the request was not sent. Check base_url and your network.",
+                encoding = response.headers.get("Content-Encoding")
+                # Only an error reads headers (Retry-After, Location); scrubbed copies.
+                headers = _NO_HEADERS if status < 300 else self._redactor.headers(response.headers)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            failure = self._failure(exc, method, path)
+        finally:
+            response = None
+            if slots is not None:
+                slots.release()
+        if failure is not None:
+            raise failure
+        if raw is None:
+            raise self._too_large(status)
+        # Anything the server sends is scrubbed of the key before it is decoded, kept,
+        # cut or quoted (a server may echo the request's headers back).
+        raw = self._redactor.bytes(raw)
+        if encoding is not None:
+            raw = self._redactor.bytes(self._decompress(raw, encoding, status))
+        return status, _wire.decode(status, headers, raw)
+
+    def _failure(self, exc: BaseException, method: str, path: str) -> APIConnectionError:
+        """Return our error for a transport failure, with only a clean ``__cause__``."""
+        where = f"{method} {path}"
+        # False: no connection yet, so nothing was written; None: unknown (borrowed pool).
+        connected = _CONNECTED.get()
+        text = self._redactor.text(f"{type(exc).__name__}: {exc}")
+        error: APIConnectionError
+        if isinstance(exc, aiohttp.ConnectionTimeoutError) or (
+            connected is False and isinstance(exc, asyncio.TimeoutError)
+        ):
+            error = APITimeoutError(
+                f"Timed out connecting to {self._base_url} ({where}); the request was not "
+                "sent. Check base_url, your network and any proxy.",
                 request_sent=False,
-            ) from exc
-        except asyncio.TimeoutError as exc:
-            raise APITimeoutError(
-                f"2Chat did not answer {method} {path} within {self._timeout.total} s; "
+            )
+        elif isinstance(exc, asyncio.TimeoutError):
+            error = APITimeoutError(
+                f"2Chat did not answer {where} within {self._timeout.total} s; "
                 "the request may have been processed.",
                 request_sent=True,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise APIConnectionError(
-                f"Cannot connect to {self._base_url} ({method} {path}): {exc.os_error}; "
-                "the request was not sent. Check base_url and your network.",
+            )
+        elif isinstance(exc, aiohttp.ClientConnectorError) or connected is False:
+            error = APIConnectionError(
+                f"Cannot connect to {self._base_url} ({where}): {text}; the request was not "
+                "sent. Check base_url, your network and any proxy.",
                 request_sent=False,
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise APIConnectionError(
-                f"The connection to {self._base_url} failed during {method} {path} "
-                f"({type(exc).__name__}: {exc}); the request may have been processed.",
+            )
+        else:
+            error = APIConnectionError(
+                f"The connection to {self._base_url} failed during {where} ({text}); "
+                "the request may have been processed.",
                 request_sent=True,
-            ) from exc
-        try:
-            return status, _wire.decode(status, headers, raw)
-        except TwoChatError as exc:
-            self._redact(exc)
-            raise
+            )
+        error.__cause__ = _clean_os_error(exc, self._redactor)
+        return error
 
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        """Read a body of unknown or excessive length, stopping at the size cap."""
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes | None:
+        """Read a body of unknown or excessive length; ``None`` past the size cap."""
         if response.content_length is None:
             data = bytearray()
             async for chunk in response.content.iter_any():
@@ -297,29 +352,141 @@ class Transport:
                     break
             else:
                 return bytes(data)
-        raise InvalidResponseError(
+        return None
+
+    def _too_large(self, status: int) -> InvalidResponseError:
+        return InvalidResponseError(
             f"2Chat's answer is larger than the {self._max_bytes}-byte cap; it was not read.",
-            status=response.status,
+            status=status,
         )
 
-    def _redact(self, exc: TwoChatError) -> None:
-        # An error is built from what the server sent: never let it carry our key.
-        exc.args = tuple(_scrub(arg, self._key) for arg in exc.args)
-        if isinstance(exc, APIError):
-            exc.message = _scrub(exc.message, self._key)
-        if isinstance(exc, (APIError, InvalidResponseError)):
-            exc.body = _scrub(exc.body, self._key)
+    def _decompress(self, raw: bytes, encoding: str, status: int) -> bytes:
+        """Undo a ``gzip`` or ``deflate`` Content-Encoding without exceeding the size cap."""
+        coding = encoding.strip().lower()
+        if coding in ("", "identity"):
+            return raw
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            raise InvalidResponseError(
+                f"2Chat's answer is encoded with {self._redactor.text(coding)!r}, which the "
+                "SDK does not decode (it asks for identity); check any proxy in between.",
+                status=status,
+            )
+        # 47: a gzip or zlib header, detected; -15: raw deflate, which some servers send.
+        for wbits in (47, -15):
+            inflater = zlib.decompressobj(wbits)
+            try:
+                data = inflater.decompress(raw, self._max_bytes + 1)
+            except zlib.error:
+                continue
+            if len(data) > self._max_bytes or inflater.unconsumed_tail:
+                del data  # never in a recorded frame: megabytes of the server's bytes
+                raise self._too_large(status)
+            return data
+        raise InvalidResponseError(
+            f"2Chat's answer says Content-Encoding {coding!r} but does not decompress.",
+            status=status,
+        )
 
 
-def _scrub(value: Any, secret: str) -> Any:
-    """Return ``value`` with ``secret`` replaced by ``***`` in every string it holds."""
-    if isinstance(value, str):
-        return value.replace(secret, "***")
-    if isinstance(value, dict):
-        return {_scrub(key, secret): _scrub(item, secret) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_scrub(item, secret) for item in value]
-    return value
+_NO_HEADERS: Mapping[str, str] = {}
+
+#: Whether the request being sent has a connection: set by ``_send``, flipped by our
+#: connector; ``None`` when unknown (a borrowed session's connector).
+_CONNECTED: ContextVar[bool | None] = ContextVar("twochat_connected", default=None)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A TCP connector that records, for the calling task, that a connection is in hand.
+
+    Until then nothing of the request has been written, so a failure or timeout is
+    surely "not sent" (and a POST may be retried); from then on it may have been acted on.
+    """
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+    ) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        _CONNECTED.set(True)
+        return connection
+
+
+def _borrowed_slots(http: aiohttp.ClientSession) -> asyncio.Semaphore | None:
+    """Return a slot per connection of a borrowed session's pool, if it has a limit."""
+    connector = http.connector
+    if connector is None:
+        return None
+    limits = [n for n in (connector.limit, connector.limit_per_host) if n]
+    return asyncio.Semaphore(min(limits)) if limits else None
+
+
+def _clean_os_error(exc: BaseException, redactor: Redactor) -> OSError | None:
+    """Return a fresh copy of the OS error under an aiohttp one: no traceback, no headers."""
+    os_error = getattr(exc, "os_error", exc)
+    if not isinstance(os_error, OSError) or isinstance(os_error, asyncio.TimeoutError):
+        return None
+    if os_error.errno is None:
+        return None
+    return type(os_error)(os_error.errno, redactor.text(str(os_error.strerror)))
+
+
+#: A key piece this long or longer is treated as the key itself.
+_PIECE = 12
+
+
+class Redactor:
+    """Masks the API key, and any piece of it of 12 characters or more, in text and bytes.
+
+    Any window of 12 characters of the key holds a whole one of its aligned 6-character
+    blocks, so a body holding none of the blocks (the usual case: a few substring checks)
+    holds no piece; only then are pieces searched for.
+    """
+
+    __slots__ = ("_blocks", "_key", "_pieces", "_width")
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._width = width = min(_PIECE, len(key))
+        step = max(1, width // 2)
+        self._blocks = tuple(
+            key[i : i + step].encode() for i in range(0, len(key) - step + 1, step)
+        )
+        self._pieces = frozenset(key[i : i + width] for i in range(len(key) - width + 1))
+
+    def bytes(self, data: bytes) -> bytes:
+        """Return ``data`` with the key and its pieces replaced by ``***``."""
+        for block in self._blocks:
+            if block in data:
+                return self.text(data.decode("utf-8", "surrogateescape")).encode(
+                    "utf-8", "surrogateescape"
+                )
+        return data
+
+    def text(self, text: str) -> str:
+        """Return ``text`` with the key and its pieces replaced by ``***``."""
+        width, pieces = self._width, self._pieces
+        covered = [False] * len(text)
+        found = False
+        for i in range(len(text) - width + 1):
+            if text[i : i + width] in pieces:
+                covered[i : i + width] = [True] * width
+                found = True
+        if not found:
+            return text
+        out: list[str] = []
+        for i, char in enumerate(text):
+            if not covered[i]:
+                out.append(char)
+            elif i == 0 or not covered[i - 1]:
+                out.append("***")
+        return "".join(out)
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Return the headers an error reads (Retry-After, Location), scrubbed."""
+        return {
+            name: self.text(headers[name])
+            for name in ("Retry-After", "Location")
+            if name in headers
+        }
 
 
 @attrs.frozen
