@@ -48,7 +48,9 @@ class TwoChatSession:
         api_key: Your 2Chat API key; defaults to the ``TWOCHAT_API_KEY`` environment variable.
         base_url: The API's address; defaults to ``TWOCHAT_BASE_URL``, then
             ``https://api.p.2chat.io``.
-        timeout: Total seconds allowed per request, or an ``aiohttp.ClientTimeout``.
+        timeout: Seconds allowed per request from the moment it has a connection (DNS,
+            connect, TLS, send and the whole answer), or an ``aiohttp.ClientTimeout``.
+            Waiting for a free connection of the pool counts against no timeout.
         http_session: An aiohttp ``ClientSession`` to borrow instead of creating one; it is
             never closed by this object.
         max_connections: The size of the connection pool this object creates.
