@@ -537,6 +537,25 @@ BAD_CALLS: dict[str, tuple[Call, str]] = {
     "purchase-empty-number": (lambda c: c.purchase("abc-123", ""), "number"),
     "cancel-empty-uuid": (lambda c: c.cancel_reservation(""), "uuid"),
     "cancel-blank-uuid": (lambda c: c.cancel_reservation("  "), "uuid"),
+    "cancel-dot": (lambda c: c.cancel_reservation("."), "uuid"),
+    "cancel-dot-dot": (lambda c: c.cancel_reservation(".."), "uuid"),
+    "cancel-slash": (lambda c: c.cancel_reservation("../purchase"), "uuid"),
+    "cancel-backslash": (lambda c: c.cancel_reservation("a\\b"), "uuid"),
+    "cancel-space": (lambda c: c.cancel_reservation("a b"), "uuid"),
+    "cancel-newline": (lambda c: c.cancel_reservation("abc\n"), "uuid"),
+    "cancel-nul": (lambda c: c.cancel_reservation("a\x00b"), "uuid"),
+    "cancel-surrogate": (lambda c: c.cancel_reservation("a\ud800b"), "uuid"),
+    "reserve-group-surrogate": (lambda c: c.reserve("abc-123\ud800"), "group_id"),
+    "purchase-group-surrogate": (lambda c: c.purchase("abc-123\udc80"), "group_id"),
+    "available-group-surrogate": (lambda c: c.available_numbers("abc-123\ud800"), "group_id"),
+    "groups-city-name-surrogate": (
+        lambda c: c.groups("US", city_name_or_prefix="Los\udc80Angeles"),
+        "city_name_or_prefix",
+    ),
+    "requirements-did-type-surrogate": (
+        lambda c: c.requirements("US", did_type="local\ud800"),
+        "did_type",
+    ),
 }
 
 

@@ -326,3 +326,72 @@ def test_invalid_max_connections_is_refused(max_connections: Any) -> None:
     """max_connections must be an int of at least 1."""
     with pytest.raises(ValueError, match="max_connections"):
         TwoChatSession(API_KEY, max_connections=max_connections)
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [float("inf"), 10**400, 10**5000],
+    ids=["inf", "10**400", "10**5000"],
+)
+def test_infinite_or_huge_timeout_is_refused(timeout: Any) -> None:
+    """An infinite timeout, or an int past a float's range, is a ValueError (no OverflowError)."""
+    with pytest.raises(ValueError, match=r"^timeout must be a finite, positive number"):
+        TwoChatSession(API_KEY, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "field"),
+    [
+        (aiohttp.ClientTimeout(total=0), "total"),
+        (aiohttp.ClientTimeout(total=float("inf")), "total"),
+        (aiohttp.ClientTimeout(total=10, connect=-1), "connect"),
+        (aiohttp.ClientTimeout(total=10, sock_read=float("nan")), "sock_read"),
+        (aiohttp.ClientTimeout(total=10, sock_connect=10**400), "sock_connect"),
+        (aiohttp.ClientTimeout(total="30"), "total"),  # type: ignore[arg-type]
+    ],
+    ids=["total-zero", "total-inf", "connect-negative", "sock-read-nan", "huge", "str"],
+)
+def test_client_timeout_fields_are_checked(timeout: aiohttp.ClientTimeout, field: str) -> None:
+    """Each ClientTimeout field must be None or finite and positive; the bad one is named."""
+    with pytest.raises(ValueError, match=rf"^timeout\.{field} must be a finite, positive"):
+        TwoChatSession(API_KEY, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "http_session",
+    [object(), "session", aiohttp.ClientTimeout(total=5)],
+    ids=["object", "str", "ClientTimeout"],
+)
+def test_http_session_that_is_not_a_client_session_is_refused(http_session: Any) -> None:
+    """http_session must be an aiohttp.ClientSession: anything else is a ValueError at once."""
+    with pytest.raises(ValueError, match=r"^http_session must be an aiohttp.ClientSession"):
+        TwoChatSession(API_KEY, http_session=http_session)
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    ["", "   ", "my-app/1.0\r\nX-Evil: 1", "my-app\n", "my\x00app", "my\x7fapp", "café/1.0", 5],
+    ids=repr,
+)
+def test_bad_user_agent_is_refused(user_agent: Any) -> None:
+    """user_agent must be non-blank printable ASCII: no CR/LF (header injection), no controls."""
+    with pytest.raises(ValueError, match=r"^user_agent must be printable ASCII"):
+        TwoChatSession(API_KEY, user_agent=user_agent)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        123,
+        "http://[::1",
+        "https://api.p.2chat.io/\r\nX-Evil: 1",
+        "https://api.p.2chat.io\n",
+        "https://api. p.2chat.io",
+        "https://\ud800.example",
+    ],
+    ids=repr,
+)
+def test_malformed_base_url_is_a_value_error_naming_it(base_url: Any) -> None:
+    """A base_url that is not a str, does not parse, or holds whitespace: ValueError naming it."""
+    with pytest.raises(ValueError, match=r"^base_url must be an http"):
+        TwoChatSession(API_KEY, base_url=base_url)

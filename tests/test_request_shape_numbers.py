@@ -270,11 +270,12 @@ async def test_query_values_are_url_encoded(mocked: BridgedAioresponses) -> None
     ("uuid", "raw_path"),
     [
         ("reservation-uuid-here", "/open/numbers/reservations/reservation-uuid-here"),
-        ("a/b", "/open/numbers/reservations/a%2Fb"),
-        ("../purchase", "/open/numbers/reservations/..%2Fpurchase"),
-        ("x y?z", "/open/numbers/reservations/x%20y%3Fz"),
+        ("x?y#z", "/open/numbers/reservations/x%3Fy%23z"),
+        ("50%", "/open/numbers/reservations/50%25"),
+        ("...", "/open/numbers/reservations/..."),
+        ("résa", "/open/numbers/reservations/r%C3%A9sa"),
     ],
-    ids=["plain", "slash", "dot-dot", "space-query"],
+    ids=["plain", "query-fragment", "percent", "three-dots", "non-ascii"],
 )
 async def test_cancel_deletes_the_encoded_uuid_path(
     mocked: BridgedAioresponses, uuid: str, raw_path: str

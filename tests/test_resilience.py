@@ -19,6 +19,7 @@ from conftest import API_KEY
 from twochat_async import (
     APIConnectionError,
     APITimeoutError,
+    InvalidResponseError,
     RateLimit,
     RateLimitError,
     ServerError,
@@ -262,6 +263,39 @@ async def test_retries_are_logged_at_debug_without_the_key(
     assert API_KEY not in caplog.text
 
 
+async def test_retry_after_waits_are_jittered_apart() -> None:
+    """20 calls told "Retry-After: 1" together each wait at least 1 s, but not the same time."""
+    first_seen: dict[str, float] = {}
+    waits: list[float] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        group, now = request.query["group_id"], time.monotonic()
+        if group not in first_seen:
+            first_seen[group] = now
+            body = {"success": False, "error": True, "error_message": "slow down"}
+            return web.json_response(body, status=429, headers={"Retry-After": "1"})
+        waits.append(now - first_seen[group])
+        return web.json_response({"success": True, "data": {"numbers": []}})
+
+    app = web.Application()
+    app.router.add_get("/open/numbers/available", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        async with TwoChatSession(API_KEY, base_url=base_url, max_retries=1) as chat:
+            await asyncio.gather(*(chat.available_numbers(f"g{n}") for n in range(20)))
+    finally:
+        await runner.cleanup()
+    assert len(waits) == 20
+    assert min(waits) >= 0.95
+    # Up to 0.2 s of jitter at 1 s: 20 draws all within 50 ms has odds below 1e-10.
+    assert max(waits) - min(waits) >= 0.05
+
+
 # -- The rate limiter -------------------------------------------------------------------
 
 
@@ -363,6 +397,36 @@ def test_rate_limit_arguments_are_checked() -> None:
             TwoChatSession(API_KEY, max_retries=bad_retries)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "per_minute",
+    [1e-300, 5e-324, 0.01, 10**400, -(10**400)],
+    ids=["1e-300", "5e-324", "0.01", "10**400", "-10**400"],
+)
+def test_rate_limit_per_minute_must_be_finite_and_at_least_one_an_hour(per_minute: Any) -> None:
+    """per_minute below 1/60 or past a float's range: ValueError, never OverflowError."""
+    with pytest.raises(ValueError, match=r"^per_minute must be a finite number of at least 1/60"):
+        RateLimit(per_minute)
+    with pytest.raises(ValueError, match=r"^per_minute must be a finite number of at least 1/60"):
+        TwoChatSession(API_KEY, rate_limit=per_minute)
+    assert RateLimit(1 / 60).per_minute == 1 / 60
+
+
+@pytest.mark.parametrize("burst", [1_000_001, 10**400], ids=["1_000_001", "10**400"])
+def test_rate_limit_burst_must_be_an_int_up_to_a_million(burst: Any) -> None:
+    """burst past 1,000,000 (or past a float's range) is a ValueError, never OverflowError."""
+    with pytest.raises(ValueError, match=r"^burst must be an int from 1 to 1,000,000"):
+        RateLimit(60, burst=burst)
+    assert RateLimit(60, burst=1_000_000).burst == 1_000_000
+
+
+@pytest.mark.parametrize("max_retries", [101, 10**400], ids=["101", "10**400"])
+def test_max_retries_is_capped_at_100(max_retries: int) -> None:
+    """More than 100 retries is refused (the backoff's 2**attempt would overflow a float)."""
+    with pytest.raises(ValueError, match=r"^max_retries must be an int from 0 to 100"):
+        TwoChatSession(API_KEY, max_retries=max_retries)
+    TwoChatSession(API_KEY, max_retries=100)
+
+
 # -- Safety -----------------------------------------------------------------------------
 
 
@@ -383,6 +447,13 @@ def test_plain_http_to_another_host_is_refused(base_url: str) -> None:
 def test_plain_http_to_loopback_is_allowed(base_url: str) -> None:
     """Plain http to this machine (tests, local proxies) needs no opt-in."""
     assert TwoChatSession(API_KEY, base_url=base_url).base_url == base_url.rstrip("/")
+
+
+@pytest.mark.parametrize("flag", ["no", 0, None], ids=repr)
+def test_allow_insecure_http_must_be_a_bool(flag: Any) -> None:
+    """A non-bool allow_insecure_http is refused, even a falsy one: "no" would opt in."""
+    with pytest.raises(ValueError, match=r"^allow_insecure_http must be True or False"):
+        TwoChatSession(API_KEY, base_url="http://127.0.0.1:1", allow_insecure_http=flag)
 
 
 def test_allow_insecure_http_opts_in() -> None:
@@ -505,3 +576,32 @@ async def test_account_rate_limit_survives_a_cancelled_caller() -> None:
         with pytest.raises(asyncio.CancelledError):
             await first
     assert fake.calls["GET /open/info"] == 1
+
+
+async def test_account_rate_limit_fetch_is_retried_like_any_get(fake: FakeTwoChat) -> None:
+    """A 500 from GET /open/info is retried, and reserve() then succeeds, sent once."""
+    fake.requests_per_minute = 6000
+    fake.script(Reply(500))
+    async with session(fake, rate_limit="account", max_retries=2) as chat:
+        reservation = await chat.reserve("abc-123")
+    assert reservation.group_id == "abc-123"
+    assert fake.calls["GET /open/info"] == 2
+    assert fake.calls[RESERVE] == 1
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [1e-300, 5e-324, 0.5, 10**400],
+    ids=["1e-300", "5e-324", "0.5", "10**400"],
+)
+async def test_account_rate_limit_below_one_or_too_large_is_an_invalid_response(
+    fake: FakeTwoChat, rate: Any
+) -> None:
+    """requests_per_minute below 1 or past a float's range: every call raises, none hangs."""
+    fake.requests_per_minute = rate
+    async with session(fake, rate_limit="account") as chat:
+        for _ in range(2):
+            with pytest.raises(InvalidResponseError, match=r"limits\.requests_per_minute"):
+                await asyncio.wait_for(chat.did_types(), timeout=5)
+    assert fake.calls["GET /open/info"] == 2
+    assert fake.calls["GET /open/numbers/did-types"] == 0

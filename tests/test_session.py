@@ -594,6 +594,33 @@ async def test_repr_of_session_hides_the_key(chat: TwoChatSession) -> None:
     assert f"<TwoChatSession base_url={chat.base_url!r} closed>" == repr(chat)
 
 
+@pytest.mark.parametrize(
+    ("options", "refused", "expected"),
+    [
+        ({"api_key": ""}, "api_key", "<TwoChatSession base_url=None closed>"),
+        ({"base_url": "ftp://x"}, "base_url", "<TwoChatSession base_url=None closed>"),
+        ({"timeout": -1}, "timeout", "<TwoChatSession base_url='https://api.p.2chat.io' closed>"),
+        (
+            {"rate_limit": 0},
+            "per_minute",
+            "<TwoChatSession base_url='https://api.p.2chat.io' closed>",
+        ),
+    ],
+    ids=["no-key", "bad-base-url", "bad-timeout", "bad-rate-limit"],
+)
+def test_repr_of_a_half_built_session_does_not_raise(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], refused: str, expected: str
+) -> None:
+    """repr() of a session whose __init__ raised halfway (error trackers call it) still works."""
+    monkeypatch.delenv("TWOCHAT_API_KEY", raising=False)
+    monkeypatch.delenv("TWOCHAT_BASE_URL", raising=False)
+    chat = TwoChatSession.__new__(TwoChatSession)
+    with pytest.raises(ValueError, match=refused):
+        TwoChatSession.__init__(chat, **{"api_key": API_KEY, **options})
+    assert expected == repr(chat)
+    assert API_KEY not in repr(chat)
+
+
 async def test_key_echoed_in_error_message_is_redacted(
     fake: FakeTwoChat, chat: TwoChatSession
 ) -> None:

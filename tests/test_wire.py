@@ -67,6 +67,105 @@ def test_check_id_rejects_non_strings(value: object) -> None:
         _wire.check_id(value, "uuid")
 
 
+@pytest.mark.parametrize("value", ["\ud800", "abc\udcff", "São\udfffPaulo"])
+def test_check_id_rejects_lone_surrogates(value: str) -> None:
+    """check_id raises ValueError naming the argument for text UTF-8 cannot carry."""
+    with pytest.raises(ValueError, match=r"^city_name_or_prefix .*lone surrogate"):
+        _wire.check_id(value, "city_name_or_prefix")
+
+
+# --- check_path_segment ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["reservation-uuid-here", "a.b", "...", "x?y#z%", "résa"])
+def test_check_path_segment_returns_an_id_unchanged(value: str) -> None:
+    """check_path_segment returns a usable id as given (quoting is the caller's job)."""
+    assert value == _wire.check_path_segment(value, "reservation uuid")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ".",
+        "..",
+        "",
+        "a/b",
+        "../purchase",
+        "a\\b",
+        "a b",
+        " ",
+        "a\tb",
+        "a\r\nb",
+        "a\x00b",
+        "a\x7fb",
+        "a\u00a0b",
+        "a\u2028b",
+        "a\ud800b",
+        None,
+        5,
+    ],
+    ids=repr,
+)
+def test_check_path_segment_rejects_what_would_move_or_break_the_path(value: object) -> None:
+    """Dot segments, slashes, backslashes, whitespace, control characters, non-str: ValueError."""
+    with pytest.raises(ValueError, match=r"^reservation uuid must be an id"):
+        _wire.check_path_segment(value, "reservation uuid")
+
+
+# --- query and encode_json ------------------------------------------------------------
+
+
+def test_query_refuses_a_lone_surrogate_naming_the_key() -> None:
+    """query() raises ValueError for a value aiohttp would silently drop characters from."""
+    params = _wire.query(country="BR", city_name_or_prefix="São Paulo", region_id=7, city_id=None)
+    assert params == {"country": "BR", "city_name_or_prefix": "São Paulo", "region_id": "7"}
+    with pytest.raises(ValueError, match=r"^city_name_or_prefix .*lone surrogate"):
+        _wire.query(country="BR", city_name_or_prefix="S\udcc3o Paulo")
+
+
+def test_encode_json_refuses_a_lone_surrogate_naming_the_key() -> None:
+    """encode_json raises ValueError naming the field, not UnicodeEncodeError."""
+    with pytest.raises(ValueError, match=r"^group_id .*lone surrogate"):
+        _wire.encode_json({"group_id": "abc\ud800", "number": "+12135551234"})
+
+
+def test_encode_json_refuses_a_lone_surrogate_in_a_nested_value() -> None:
+    """A lone surrogate below the top level still raises ValueError, not UnicodeEncodeError."""
+    with pytest.raises(ValueError, match="not valid Unicode text"):
+        _wire.encode_json({"group_id": "abc", "tags": ["\ud800"]})
+
+
+# --- finite and shown -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (80, 80.0),
+        (1.5, 1.5),
+        (10**300, 1e300),
+        (10**400, None),
+        (-(10**400), None),
+        (float("inf"), None),
+        (float("nan"), None),
+        (True, None),
+        ("80", None),
+        (None, None),
+    ],
+    ids=repr,
+)
+def test_finite_reads_finite_numbers_and_never_overflows(value: object, expected: object) -> None:
+    """finite() gives a float for finite ints and floats, None for the rest, no OverflowError."""
+    assert expected == _wire.finite(value)
+
+
+def test_shown_cuts_long_values_and_survives_unprintable_ints() -> None:
+    """shown() keeps messages short, even for an int too long for repr()."""
+    assert _wire.shown("abc") == "'abc'"
+    assert len(_wire.shown("x" * 10_000)) <= _wire.SNIPPET_CHARS + 1
+    assert _wire.shown(10**5000) == "<int too long to show>"
+
+
 # --- check_number ---------------------------------------------------------------------
 
 
@@ -387,6 +486,35 @@ def test_parse_retry_after_garbage_is_none(value: str | None) -> None:
     assert _wire.parse_retry_after(value) is None
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["1_0", "1e3", "1E1", "+5", "-5", ".5", "1.", "\u0661\u0660", "\uff15", "\u0665.5"],
+    ids=repr,
+)
+def test_parse_retry_after_takes_only_ascii_digits(value: str) -> None:
+    """Underscores, exponents, signs and other scripts' digits are garbage: None, not a wait."""
+    assert _wire.parse_retry_after(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Wed, 21 Oct 2015 07:28:00 +99999999999999999999",
+        "Wed, 21 Oct 2015 99999999999999999999:28:00 GMT",
+        "Wed, 99999999999999999999 Oct 2015 07:28:00 GMT",
+    ],
+)
+def test_parse_retry_after_date_with_huge_fields_is_none(value: str) -> None:
+    """An HTTP-date with fields too large for the C datetime is garbage, not an OverflowError."""
+    assert _wire.parse_retry_after(value) is None
+
+
+def test_decode_429_with_a_huge_date_is_a_rate_limit_error() -> None:
+    """A 429 whose Retry-After overflows the date parser still raises RateLimitError."""
+    headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 +99999999999999999999"}
+    assert rate_limited(headers).retry_after is None
+
+
 # --- snippet / describe_status --------------------------------------------------------
 
 
@@ -523,3 +651,35 @@ def test_decode_reservation_non_object_details_names_the_path(details: object) -
         _wire.decode_reservation(payload, status=201, group_id=GROUP)
     assert info.value.status == 201
     assert "$.data.reservation_details" in str(info.value)
+
+
+# --- decode_account_limit -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(80, 80.0), (1, 1.0), (30.5, 30.5)])
+def test_decode_account_limit_returns_the_rate_as_a_float(rate: object, expected: float) -> None:
+    """decode_account_limit reads limits.requests_per_minute of GET /open/info."""
+    payload = {"success": True, "limits": {"requests_per_minute": rate}}
+    assert expected == _wire.decode_account_limit(payload, status=200)
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [0, 0.5, 1e-300, -80, "80", True, None, [80], float("inf"), float("nan"), 10**400],
+    ids=["0", "0.5", "1e-300", "-80", "'80'", "True", "None", "list", "inf", "nan", "10**400"],
+)
+def test_decode_account_limit_refuses_what_is_not_a_finite_number_of_at_least_one(
+    rate: object,
+) -> None:
+    """A requests_per_minute that is not a finite number >= 1 is an InvalidResponseError."""
+    payload = {"success": True, "limits": {"requests_per_minute": rate}}
+    with pytest.raises(InvalidResponseError, match=r"limits\.requests_per_minute") as info:
+        _wire.decode_account_limit(payload, status=200)
+    assert info.value.status == 200
+    assert info.value.body == payload
+
+
+def test_decode_account_limit_without_limits_names_the_path() -> None:
+    """An /open/info answer without limits raises InvalidResponseError naming $.limits."""
+    with pytest.raises(InvalidResponseError, match=r"\$\.limits"):
+        _wire.decode_account_limit({"success": True}, status=200)

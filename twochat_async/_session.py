@@ -34,6 +34,10 @@ BASE_URL_ENV = "TWOCHAT_BASE_URL"
 
 _RESERVATIONS = "/open/numbers/reservations"
 
+#: The most retries ``max_retries`` may ask for: more would retry for hours, and the
+#: backoff's ``2 ** attempt`` stops fitting a float after about a thousand.
+MAX_RETRIES_LIMIT = 100
+
 _S = TypeVar("_S", bound="TwoChatSession")
 _T = TypeVar("_T")
 
@@ -49,28 +53,32 @@ class TwoChatSession:
         base_url: The API's address; defaults to ``TWOCHAT_BASE_URL``, then
             ``https://api.p.2chat.io``.
         timeout: Seconds allowed per request from the moment it has a connection (DNS,
-            connect, TLS, send and the whole answer), or an ``aiohttp.ClientTimeout``.
+            connect, TLS, send and the whole answer; finite and positive), or an
+            ``aiohttp.ClientTimeout`` whose fields are each ``None`` or finite and positive.
             Waiting for a free connection of the pool counts against no timeout.
         http_session: An aiohttp ``ClientSession`` to borrow instead of creating one; it is
             never closed by this object.
         max_connections: The size of the connection pool this object creates.
-        user_agent: The ``User-Agent`` header; defaults to
+        user_agent: The ``User-Agent`` header, printable ASCII; defaults to
             ``twochat-async/<version> aiohttp/<version> python/<version>``.
-        max_retries: How many times a failed request may be re-sent (0 turns retries
-            off). GET and DELETE are retried on connection failures, timeouts and the
-            statuses 409, 410, 429, 486, 500, 502, 503, 504; ``reserve()`` and
+        max_retries: How many times a failed request may be re-sent, 0 to 100 (0 turns
+            retries off). GET and DELETE are retried on connection failures, timeouts and
+            the statuses 409, 410, 429, 486, 500, 502, 503, 504; ``reserve()`` and
             ``purchase()`` only on a 429 or a failure to connect, so nothing is bought
-            twice. Waits follow ``Retry-After`` (up to 60 s) or back off exponentially.
+            twice. Waits follow ``Retry-After`` (up to 60 s, plus a random 0.1 s and 10 %
+            at most, so that tasks failing together do not retry together) or back off
+            exponentially.
         rate_limit: A client-side budget shared by every task using the session: requests
-            per minute (paced evenly), a [`RateLimit`][twochat_async.RateLimit] for a
-            burst, or ``"account"`` to read the account's limit from ``info()`` on first
-            use. ``None``: no limit.
+            per minute (paced evenly, at least 1/60), a
+            [`RateLimit`][twochat_async.RateLimit] for a burst, or ``"account"`` to read
+            the account's limit from ``info()`` on first use (that ``GET`` is retried like
+            any other). ``None``: no limit.
         allow_insecure_http: Allow a plain ``http://`` ``base_url`` to a host other than
             this machine, which would send the API key in clear text.
 
     Raises:
         ValueError: No API key was given nor found in ``TWOCHAT_API_KEY``, or another
-            argument is invalid.
+            argument is invalid (each is checked here, before any request).
     """
 
     __slots__ = ("_base_url", "_transport")
@@ -96,6 +104,15 @@ class TwoChatSession:
         if not isinstance(key, str) or key != key.strip() or not key.isprintable():
             # The message never quotes the key: it is a secret.
             raise ValueError("api_key must be a string without spaces or control characters.")
+        if not isinstance(allow_insecure_http, bool):
+            raise ValueError(
+                f"allow_insecure_http must be True or False, got {_wire.shown(allow_insecure_http)}"
+            )
+        if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
+            raise ValueError(
+                "http_session must be an aiohttp.ClientSession or None, got "
+                f"{_wire.shown(http_session)}"
+            )
         self._base_url = _check_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, allow_insecure_http
         )
@@ -105,8 +122,10 @@ class TwoChatSession:
             timeout=_check_timeout(timeout),
             http_session=http_session,
             max_connections=_check_count(max_connections, "max_connections", minimum=1),
-            user_agent=user_agent or DEFAULT_USER_AGENT,
-            max_retries=_check_count(max_retries, "max_retries", minimum=0),
+            user_agent=DEFAULT_USER_AGENT if user_agent is None else _check_user_agent(user_agent),
+            max_retries=_check_count(
+                max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES_LIMIT
+            ),
             limiter=None
             if rate_limit in (None, "account")
             else RateLimiter(RateLimit.of(rate_limit)),
@@ -124,8 +143,11 @@ class TwoChatSession:
         return self._transport.closed
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return f"<TwoChatSession base_url={self._base_url!r} {state}>"
+        # Never raises, even on an object whose __init__ raised halfway: error trackers
+        # call repr() on whatever is in the frame.
+        transport = getattr(self, "_transport", None)
+        state = "open" if transport is not None and not transport.closed else "closed"
+        return f"<TwoChatSession base_url={getattr(self, '_base_url', None)!r} {state}>"
 
     async def __aenter__(self: _S) -> _S:
         return self
@@ -333,13 +355,14 @@ class TwoChatSession:
             reservation: The reservation, or its uuid.
 
         Raises:
-            ValueError: An empty uuid (nothing is sent).
+            ValueError: The uuid is empty, ``.`` or ``..``, or holds ``/``, ``\\``, whitespace
+                or control characters (nothing is sent).
             NotFoundError: 2Chat knows no active reservation with that uuid.
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         uuid = reservation.uuid if isinstance(reservation, Reservation) else reservation
-        path = f"{_RESERVATIONS}/{quote(_wire.check_id(uuid, 'reservation uuid'), safe='')}"
-        await self._transport.request("DELETE", path)
+        uuid = _wire.check_path_segment(uuid, "reservation uuid")
+        await self._transport.request("DELETE", f"{_RESERVATIONS}/{quote(uuid, safe='')}")
 
     async def purchase(self, group_id: str, number: str | None = None) -> Purchase:
         """Buy a number of a group: a reserved one, a specific one, or a random one.
@@ -404,15 +427,24 @@ class TwoChatSession:
         return Hold(self, group_id, number)
 
 
-def _check_base_url(value: str, allow_insecure_http: bool) -> str:
-    url = URL(value)
-    if url.scheme not in ("http", "https") or not url.host:
+def _check_base_url(value: object, allow_insecure_http: bool) -> str:
+    if not isinstance(value, str) or not value.isprintable() or " " in value:
+        raise ValueError(
+            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, without spaces or "
+            f"control characters; got {_wire.shown(value)}"
+        )
+    try:
+        url = URL(value)
+        host = url.host
+    except ValueError:  # yarl's own (UnicodeError included): a bad IPv6 literal, a bad IDN
+        host = None
+    if host is None or url.scheme not in ("http", "https"):
         raise ValueError(
             f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {value!r}"
         )
     if url.query_string or url.fragment or url.user or url.password:
         raise ValueError("base_url must not carry credentials, a query or a fragment.")
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(host):
         raise ValueError(
             f"base_url {value!r} is plain http to another machine: the API key would cross "
             "the network in clear text. Use https, or pass allow_insecure_http=True."
@@ -429,15 +461,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _check_count(value: int, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
+def _check_count(value: int, name: str, *, minimum: int, maximum: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        span = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ValueError(f"{name} must be an int {span}, got {_wire.shown(value)}")
     return value
+
+
+def _check_seconds(value: object, name: str) -> float:
+    seconds = _wire.finite(value)
+    if seconds is None or seconds <= 0:
+        raise ValueError(
+            f"{name} must be a finite, positive number of seconds, got {_wire.shown(value)}"
+        )
+    return seconds
 
 
 def _check_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(value, aiohttp.ClientTimeout):
+        for field in ("total", "connect", "sock_read", "sock_connect"):
+            seconds = getattr(value, field)
+            if seconds is not None:
+                _check_seconds(seconds, f"timeout.{field}")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {value!r}")
-    return aiohttp.ClientTimeout(total=float(value))
+    return aiohttp.ClientTimeout(total=_check_seconds(value, "timeout"))
+
+
+def _check_user_agent(value: object) -> str:
+    # Printable ASCII only: a header carries bytes, and a CR/LF would split it (injection).
+    if isinstance(value, str) and value.strip() and value.isascii() and value.isprintable():
+        return value
+    raise ValueError(
+        "user_agent must be printable ASCII text without CR/LF or control characters, "
+        f"such as 'my-app/1.0'; got {_wire.shown(value)}"
+    )

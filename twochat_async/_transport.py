@@ -47,6 +47,12 @@ BACKOFF_CAP = 8.0
 MAX_RETRY_AFTER = 60.0
 #: How long the limiter pauses after a 429 that carried no Retry-After.
 DEFAULT_429_PAUSE = 1.0
+#: A wait on Retry-After is lengthened by a random share of up to this much of
+#: (1 s + Retry-After): 0.1 s of spread at 0 s, 0.6 s at 5 s, 6.1 s at 60 s.
+RETRY_AFTER_JITTER = 0.1
+#: The slowest `RateLimit` (one request an hour) and the largest burst.
+MIN_PER_MINUTE = 1 / 60
+MAX_BURST = 1_000_000
 
 logger = logging.getLogger("twochat_async")
 
@@ -157,8 +163,12 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        await_account_limit: bool = True,
     ) -> tuple[int, dict[str, Any]]:
         """Send a request, retrying as the policy allows; return ``(status, JSON object)``.
+
+        ``await_account_limit=False`` is for the fetch of the account's limit alone
+        (``rate_limit="account"``): it cannot wait for the limit it fetches.
 
         Raises:
             APIError: 2Chat answered with an error (after any retries).
@@ -167,7 +177,7 @@ class Transport:
             InvalidResponseError: The answer could not be decoded.
             TwoChatError: The session is closed.
         """
-        if self._account_limit is not False:
+        if self._account_limit is not False and await_account_limit:
             await self._limit_from_account()
         attempt = 0
         while True:
@@ -209,7 +219,7 @@ class Transport:
         ):
             return None
         elif exc.retry_after is not None:
-            return exc.retry_after if exc.retry_after <= MAX_RETRY_AFTER else None
+            return _jittered(exc.retry_after) if exc.retry_after <= MAX_RETRY_AFTER else None
         # Exponential backoff with full jitter (spreads out tasks that failed together).
         return random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
 
@@ -225,16 +235,11 @@ class Transport:
 
     async def _fetch_account_limit(self) -> None:
         try:
-            status, payload = await self._send("GET", "/open/info", None, None)
-            rate = _wire.field(payload, "limits", "requests_per_minute", status=status)
-            try:
-                self._limiter = RateLimiter(RateLimit.of(rate))
-            except ValueError as exc:
-                raise InvalidResponseError(
-                    f"2Chat's /open/info has no usable limits.requests_per_minute: {exc}",
-                    status=status,
-                    body=payload,
-                ) from exc
+            # Retried like any GET (a 500 here says nothing about the caller's request).
+            status, payload = await self.request("GET", "/open/info", await_account_limit=False)
+            self._limiter = RateLimiter(
+                RateLimit(_wire.decode_account_limit(payload, status=status))
+            )
         except BaseException:
             self._account_limit = True  # the next call tries again
             raise
@@ -489,6 +494,11 @@ class Redactor:
         }
 
 
+def _jittered(retry_after: float) -> float:
+    """Return ``retry_after`` plus a little jitter, so tasks told to wait together part."""
+    return retry_after + random.uniform(0.0, RETRY_AFTER_JITTER * (1.0 + retry_after))  # noqa: S311
+
+
 @attrs.frozen
 class RateLimit:
     """A client-side request budget: ``per_minute`` requests, at most ``burst`` at once.
@@ -496,20 +506,31 @@ class RateLimit:
     With ``burst=1`` requests are paced evenly, one every ``60 / per_minute`` seconds.
 
     Attributes:
-        per_minute: Requests allowed per minute (2Chat: 80 on paid plans, 30 on trial).
-        burst: Requests that may go out back to back after an idle spell.
+        per_minute: Requests allowed per minute (2Chat: 80 on paid plans, 30 on trial):
+            a finite number of at least 1/60 (one request an hour).
+        burst: Requests that may go out back to back after an idle spell: an int from 1
+            to 1,000,000.
+
+    Raises:
+        ValueError: ``per_minute`` or ``burst`` is out of range or not a number.
     """
 
     per_minute: float
     burst: int = 1
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.per_minute, bool) or not isinstance(self.per_minute, (int, float)):
-            raise ValueError(f"per_minute must be a number, got {self.per_minute!r}")
-        if not (math.isfinite(self.per_minute) and self.per_minute > 0):
-            raise ValueError(f"per_minute must be a positive number, got {self.per_minute!r}")
-        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
-            raise ValueError(f"burst must be an int of at least 1, got {self.burst!r}")
+        rate = _wire.finite(self.per_minute)
+        if rate is None or rate < MIN_PER_MINUTE:
+            # Slower than one an hour, a slot is days away; near 0, the wait divides by zero.
+            raise ValueError(
+                "per_minute must be a finite number of at least 1/60 (one request an hour), "
+                f"got {_wire.shown(self.per_minute)}"
+            )
+        burst = self.burst
+        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
+            raise ValueError(
+                f"burst must be an int from 1 to {MAX_BURST:,}, got {_wire.shown(self.burst)}"
+            )
 
     @classmethod
     def of(cls, value: Any) -> RateLimit:
@@ -522,7 +543,8 @@ class RateLimit:
             ``value`` itself if it is a `RateLimit`, else ``RateLimit(value)``.
 
         Raises:
-            ValueError: ``value`` is neither a `RateLimit` nor a positive, finite number.
+            ValueError: ``value`` is neither a `RateLimit` nor a finite number of at least
+                1/60.
         """
         return value if isinstance(value, RateLimit) else cls(value)
 

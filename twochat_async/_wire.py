@@ -28,10 +28,70 @@ SNIPPET_CHARS = 200
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
+def shown(value: object) -> str:
+    """Return ``repr(value)`` for an error message, cut to a readable length."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits() cannot be printed
+        return f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+
+
+def finite(value: object) -> float | None:
+    """Return ``value`` as a float if it is a finite int or float (not a bool), else ``None``.
+
+    An int too large for a float gives ``None``, never ``OverflowError``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_text(value: str, name: str) -> str:
+    """Return ``value`` if it can be sent as UTF-8, else raise ``ValueError``.
+
+    A lone surrogate (``"\\ud800"``, left by decoding bytes with ``surrogateescape``)
+    has no UTF-8 form: aiohttp would drop it from a query without a word.
+    """
+    if not value.isascii():  # O(1) in CPython: the usual case costs nothing
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{name} must be valid Unicode text, but it holds a lone surrogate "
+                f"(from bytes decoded with errors='surrogateescape'?): {shown(value)}"
+            ) from None
+    return value
+
+
 def check_id(value: object, name: str) -> str:
-    """Return ``value`` if it is a non-blank string, else raise ``ValueError``."""
+    """Return ``value`` if it is a non-blank string of valid text, else raise ``ValueError``."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        raise ValueError(f"{name} must be a non-empty string, got {shown(value)}")
+    return check_text(value, name)
+
+
+def check_path_segment(value: object, name: str) -> str:
+    """Return ``value`` if it is safe as one segment of a URL path, else raise ``ValueError``.
+
+    ``.`` and ``..`` would move along the path (``DELETE .../reservations/..`` is
+    ``DELETE /open/numbers/``), and ``/``, ``\\``, whitespace and control characters
+    have no place in an id.
+    """
+    if (
+        not isinstance(value, str)
+        or value in ("", ".", "..")
+        or not value.isprintable()  # control characters, lone surrogates, whitespace but " "
+        or any(char in value for char in " /\\")
+    ):
+        raise ValueError(
+            f"{name} must be an id such as 'a1b2c3d4-...': not empty, '.' or '..', and "
+            f"without '/', '\\', whitespace or control characters; got {shown(value)}"
+        )
     return value
 
 
@@ -49,8 +109,19 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_json(body: Mapping[str, Any]) -> bytes:
-    """Encode a request body as compact UTF-8 JSON."""
-    return _ENCODER.encode(body).encode()
+    """Encode a request body as compact UTF-8 JSON.
+
+    Raises:
+        ValueError: A string value holds a lone surrogate, which UTF-8 cannot carry.
+    """
+    text = _ENCODER.encode(body)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        for key, value in body.items():
+            if isinstance(value, str):
+                check_text(value, key)
+        raise ValueError(f"The request body is not valid Unicode text: {shown(body)}") from None
 
 
 def check_reservation(group_id: object, number: object) -> None:
@@ -82,20 +153,26 @@ def describe_status(status: int) -> str:
         return str(status)
 
 
+#: RFC 9110 delay-seconds, plus a fraction some servers send; ASCII digits only (``\d``
+#: would take any script's digits, and ``float()`` takes ``"1_0"`` and ``"1e3"`` too).
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """Return the seconds a ``Retry-After`` header asks to wait, or ``None``."""
+    """Return the seconds a ``Retry-After`` header asks to wait, or ``None``.
+
+    Accepted: ASCII digits with an optional fraction (``"7"``, ``"1.5"``), or an
+    HTTP-date (a date in the past is 0 s). Anything else is ``None``.
+    """
     if not value:
         return None
     value = value.strip()
-    try:
+    if _DELAY_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return seconds if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
@@ -238,8 +315,16 @@ def check_digits(value: object, name: str) -> str:
 
 
 def query(**params: str | int | None) -> dict[str, str]:
-    """Build a query string mapping, leaving out ``None`` values."""
-    return {key: str(value) for key, value in params.items() if value is not None}
+    """Build a query string mapping, leaving out ``None`` values.
+
+    Raises:
+        ValueError: A string value holds a lone surrogate (aiohttp would drop it silently).
+    """
+    return {
+        key: check_text(value, key) if isinstance(value, str) else str(value)
+        for key, value in params.items()
+        if value is not None
+    }
 
 
 def decode_list(payload: Mapping[str, Any], key: str, cls: Any, *, status: int) -> list[Any]:
@@ -269,6 +354,24 @@ def decode_reservations(payload: Mapping[str, Any], *, status: int) -> list[Rese
     elif isinstance(data, dict):
         data = [data]
     return structure(data, list[Reservation], status=status, what=what)
+
+
+def decode_account_limit(payload: Mapping[str, Any], *, status: int) -> float:
+    """Return ``limits.requests_per_minute`` of ``GET /open/info``, a finite number >= 1.
+
+    Raises:
+        InvalidResponseError: It is missing, not a number, not finite, or below 1.
+    """
+    value = field(payload, "limits", "requests_per_minute", status=status)
+    rate = finite(value)
+    if rate is None or rate < 1.0:
+        raise InvalidResponseError(
+            "2Chat's /open/info has no usable limits.requests_per_minute: expected a finite "
+            f"number of at least 1, got {shown(value)}",
+            status=status,
+            body=payload,
+        )
+    return rate
 
 
 def decode_purchase(payload: Mapping[str, Any], *, group_id: str, number: str | None) -> Purchase:
