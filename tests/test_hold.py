@@ -11,12 +11,17 @@ import pytest
 from conftest import API_KEY
 
 from twochat_async import (
+    APIConnectionError,
     APIError,
+    APITimeoutError,
     Hold,
+    InvalidResponseError,
     NotFoundError,
+    PaymentRequiredError,
     ServerError,
     TwoChatError,
     TwoChatSession,
+    UnprocessableEntityError,
 )
 from twochat_async.models import Reservation
 from twochat_async.testing import FakeTwoChat, Reply
@@ -182,21 +187,43 @@ async def test_exception_after_purchase_sends_no_cancel(
     assert fake.sold == {"+12135551234": "abc-123"}
 
 
-async def test_failed_purchase_still_cancels_on_exit(
+async def test_refused_purchase_goes_back_to_held_and_exit_cancels(
     fake: FakeTwoChat, chat: TwoChatSession
 ) -> None:
-    """A purchase that fails leaves the hold unpurchased: its error propagates and exit cancels."""
+    """A purchase 2Chat refuses leaves the hold held: its error propagates and exit cancels."""
+    hold = chat.hold("abc-123")
 
     async def flow() -> None:
-        async with chat.hold("abc-123") as hold:
-            fake.script(error_reply(503, "try later"))
-            await hold.purchase()
+        async with hold:
+            fake.script(error_reply(422, "number not available"))
+            try:
+                await hold.purchase()
+            finally:
+                assert hold.state == "held"
 
-    with pytest.raises(ServerError, match="try later"):
+    with pytest.raises(UnprocessableEntityError, match="number not available"):
         await flow()
+    assert hold.state == "released"
+    assert fake.calls[PURCHASE] == 1
     assert fake.sold == {}
-    assert len(deletes(fake)) == 1
+    assert deletes(fake) == [f"/open/numbers/reservations/{hold.reservation.uuid}"]
     assert fake.active_reservations() == []
+
+
+async def test_purchase_may_be_tried_again_after_a_refusal(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """After a refused purchase, purchase() sends a new request, and a success is kept."""
+    async with chat.hold("abc-123") as hold:
+        fake.script(error_reply(402, "credits exhausted"))
+        with pytest.raises(PaymentRequiredError):
+            await hold.purchase()
+        bought = await hold.purchase()
+        assert hold.state == "purchased"
+    assert hold.purchased is bought
+    assert fake.calls[PURCHASE] == 2
+    assert fake.sold == {bought.number: "abc-123"}
+    assert deletes(fake) == []
 
 
 async def test_expired_hold_refuses_to_purchase_without_a_request(
@@ -318,6 +345,7 @@ async def test_reservation_before_entering_is_an_error(
     with pytest.raises(TwoChatError, match="async with"):
         await hold.purchase()
     assert hold.purchased is None
+    assert hold.state == "new"
     assert fake.requests == []
 
 
@@ -382,3 +410,316 @@ async def test_cancelled_while_reserving_releases_the_late_reservation() -> None
     assert fake.calls[RESERVE] == 1
     assert len(deletes(fake)) == 1
     assert fake.reservations == {}
+
+
+async def test_purchase_on_a_closed_session_leaves_the_hold_held(
+    fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A purchase the closed session refuses to send is known not to buy: the hold stays held."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    chat = TwoChatSession(API_KEY, base_url=fake.base_url, timeout=5)
+    async with chat.hold("abc-123") as hold:
+        await chat.close()
+        with pytest.raises(TwoChatError, match="closed"):
+            await hold.purchase()
+        assert hold.state == "held"
+    assert hold.state == "released"
+    assert fake.calls[PURCHASE] == 0
+    # The release cannot go out either: it is logged as a failed cancel, not as a doubt.
+    (record,) = [r for r in caplog.records if r.name == "twochat_async"]
+    assert "Could not cancel the reservation" in record.getMessage()
+    assert "unknown" not in record.getMessage()
+
+
+async def test_purchase_after_the_block_raises_without_a_request(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """purchase() on a hold whose block was left raises TwoChatError and buys nothing."""
+    async with chat.hold("abc-123") as hold:
+        pass
+    assert hold.state == "released"
+    with pytest.raises(TwoChatError, match="released") as info:
+        await hold.purchase()
+    assert not isinstance(info.value, (APIError, APIConnectionError))
+    assert hold.reservation.number in str(info.value)
+    assert fake.calls[PURCHASE] == 0
+    assert fake.sold == {}
+    assert len(deletes(fake)) == 1
+    assert hold.purchased is None
+
+
+async def test_a_hold_is_entered_once(fake: FakeTwoChat, chat: TwoChatSession) -> None:
+    """Entering a hold again, inside or after its block, raises TwoChatError, reserving nothing."""
+    hold = chat.hold("abc-123")
+    async with hold:
+        with pytest.raises(TwoChatError, match="entered once"):
+            async with hold:
+                pytest.fail("the block must not run twice")  # pragma: no cover
+        assert hold.state == "held"
+    with pytest.raises(TwoChatError, match="entered once"):
+        async with hold:
+            pytest.fail("the block must not run twice")  # pragma: no cover
+    assert hold.state == "released"
+    assert fake.calls[RESERVE] == 1
+    assert len(deletes(fake)) == 1
+
+
+async def test_concurrent_purchases_share_one_request(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """Two concurrent purchase() calls send one POST and both get the same Purchase."""
+    async with chat.hold("abc-123") as hold:
+        first, second = await asyncio.gather(hold.purchase(), hold.purchase())
+    assert first is second
+    assert hold.purchased is first
+    assert fake.calls[PURCHASE] == 1
+    assert fake.sold == {first.number: "abc-123"}
+    assert deletes(fake) == []
+
+
+async def test_concurrent_purchases_share_one_failure(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """When the shared POST is refused, every concurrent caller gets the same exception."""
+    async with chat.hold("abc-123") as hold:
+        fake.script(error_reply(422, "number not available"))
+        first, second = await asyncio.gather(
+            hold.purchase(), hold.purchase(), return_exceptions=True
+        )
+        assert hold.state == "held"
+    assert isinstance(first, UnprocessableEntityError)
+    assert second is first
+    assert fake.calls[PURCHASE] == 1
+    assert fake.sold == {}
+    assert len(deletes(fake)) == 1
+    assert fake.active_reservations() == []
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_purchase_for_the_others(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """Cancelling one waiting purchase() call leaves the shared request to finish for the rest."""
+    async with chat.hold("abc-123") as hold:
+        fake.latency = 0.3
+        impatient = asyncio.create_task(hold.purchase())
+        patient = asyncio.create_task(hold.purchase())
+        await asyncio.sleep(0.1)
+        assert hold.state == "purchasing"
+        impatient.cancel()
+        bought = await asyncio.wait_for(patient, 5)
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+    assert hold.state == "purchased"
+    assert hold.purchased is bought
+    assert fake.calls[PURCHASE] == 1
+    assert fake.sold == {bought.number: "abc-123"}
+    assert deletes(fake) == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "bought"),
+    [
+        pytest.param(Reply(handle=True, fault="drop"), APIConnectionError, True, id="dropped"),
+        pytest.param(Reply(fault="hang"), APITimeoutError, False, id="timeout"),
+        pytest.param(error_reply(503, "try later"), ServerError, False, id="server-error"),
+        pytest.param(
+            Reply(201, body=b"{", handle=True), InvalidResponseError, True, id="undecodable"
+        ),
+    ],
+)
+async def test_purchase_of_unknown_outcome_is_neither_resent_nor_released(
+    fake: FakeTwoChat,
+    caplog: pytest.LogCaptureFixture,
+    reply: Reply,
+    error: type[TwoChatError],
+    bought: bool,
+) -> None:
+    """A purchase 2Chat may have made is not re-sent nor cancelled; a warning says what to check."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=1, max_retries=0) as chat:
+        async with chat.hold("abc-123") as hold:
+            reservation = hold.reservation
+            fake.script(reply)
+            with pytest.raises(error) as info:
+                await hold.purchase()
+            assert getattr(info.value, "request_sent", True)
+            assert hold.state == "unknown"
+            with pytest.raises(TwoChatError, match="unknown") as again:
+                await hold.purchase()
+            assert type(again.value) is TwoChatError
+        assert hold.state == "unknown"
+        with pytest.raises(TwoChatError, match="unknown"):
+            await hold.purchase()
+    assert fake.calls[PURCHASE] == 1
+    assert deletes(fake) == []
+    assert hold.purchased is None
+    assert (reservation.number in fake.sold) is bought
+    assert [r.uuid for r in fake.active_reservations()] == ([] if bought else [reservation.uuid])
+    (record,) = [r for r in caplog.records if r.name == "twochat_async"]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "unknown" in message
+    assert error.__name__ in message
+    assert reservation.number in message
+    assert reservation.uuid in message
+    assert reservation.expires_at.isoformat() in message
+    assert "reservations()" in message
+    assert "Could not cancel" not in caplog.text
+    assert API_KEY not in caplog.text
+
+
+async def test_task_cancelled_while_purchasing_waits_and_keeps_the_purchase(
+    fake: FakeTwoChat, chat: TwoChatSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled mid-purchase, the block waits for the POST: the number is bought, not released."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    hold = chat.hold("abc-123")
+    purchasing = asyncio.Event()
+
+    async def flow() -> None:
+        async with hold:
+            fake.latency = 0.3
+            purchasing.set()
+            await hold.purchase()
+
+    task = asyncio.create_task(flow())
+    await asyncio.wait_for(purchasing.wait(), 5)
+    await asyncio.sleep(0.1)  # the purchase is in flight
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert hold.state == "purchased"
+    assert hold.purchased is not None
+    assert fake.sold == {hold.reservation.number: "abc-123"}
+    assert fake.calls[PURCHASE] == 1
+    assert deletes(fake) == []
+    (record,) = [r for r in caplog.records if r.name == "twochat_async"]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "went through" in message
+    assert "CancelledError" in message
+    assert hold.reservation.number in message
+    assert "Could not cancel" not in caplog.text
+
+
+async def test_task_cancelled_while_purchasing_with_unknown_outcome_is_not_released(
+    fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled mid-purchase, a POST that times out leaves the reservation and logs the doubt."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=1, max_retries=0) as chat:
+        hold = chat.hold("abc-123")
+        purchasing = asyncio.Event()
+
+        async def flow() -> None:
+            async with hold:
+                fake.script(Reply(fault="hang"))
+                purchasing.set()
+                await hold.purchase()
+
+        task = asyncio.create_task(flow())
+        await asyncio.wait_for(purchasing.wait(), 5)
+        await asyncio.sleep(0.1)  # the purchase is in flight
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert hold.state == "unknown"
+        with pytest.raises(TwoChatError, match="unknown"):
+            await hold.purchase()
+    assert fake.calls[PURCHASE] == 1
+    assert deletes(fake) == []
+    assert [r.uuid for r in fake.active_reservations()] == [hold.reservation.uuid]
+    (record,) = [r for r in caplog.records if r.name == "twochat_async"]
+    message = record.getMessage()
+    assert "unknown" in message
+    assert "APITimeoutError" in message
+    assert "reservations()" in message
+    assert "Could not cancel" not in caplog.text
+
+
+async def test_task_cancelled_while_purchasing_releases_after_a_refusal(
+    fake: FakeTwoChat, chat: TwoChatSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled mid-purchase, a POST that 2Chat refuses is followed by the cancel on exit."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    hold = chat.hold("abc-123")
+    purchasing = asyncio.Event()
+
+    async def flow() -> None:
+        async with hold:
+            fake.script(Reply(422, delay=0.3))
+            purchasing.set()
+            await hold.purchase()
+
+    task = asyncio.create_task(flow())
+    await asyncio.wait_for(purchasing.wait(), 5)
+    await asyncio.sleep(0.1)  # the purchase is in flight
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert hold.state == "released"
+    with pytest.raises(TwoChatError, match="released"):
+        await hold.purchase()
+    assert fake.calls[PURCHASE] == 1
+    assert fake.sold == {}
+    assert deletes(fake) == [f"/open/numbers/reservations/{hold.reservation.uuid}"]
+    assert fake.active_reservations() == []
+    assert [r for r in caplog.records if r.name == "twochat_async"] == []
+
+
+async def test_second_cancellation_while_purchasing_stops_only_the_wait(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """A second cancel ends the block's wait for the POST; its refusal still leads to the cancel."""
+    hold = chat.hold("abc-123")
+    purchasing = asyncio.Event()
+
+    async def flow() -> None:
+        async with hold:
+            fake.script(Reply(422, delay=1.0))
+            purchasing.set()
+            await hold.purchase()
+
+    task = asyncio.create_task(flow())
+    await asyncio.wait_for(purchasing.wait(), 5)
+    task.cancel()
+    await asyncio.sleep(0.1)  # the block is waiting for the purchase now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert hold.state == "purchasing"
+    assert deletes(fake) == []
+    for _ in range(100):
+        if deletes(fake) and not fake.active_reservations():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)  # let the release read its answer before the session closes
+    assert hold.state == "released"
+    assert fake.calls[PURCHASE] == 1
+    assert len(deletes(fake)) == 1
+    assert fake.active_reservations() == []
+
+
+async def test_repr_names_group_number_state_and_reservation(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """repr(hold) shows the group, number, state and reservation uuid, never the API key."""
+    hold = chat.hold("abc-123", "+12135551240")
+    assert repr(hold) == (
+        "<Hold group_id='abc-123' number='+12135551240' state='new' reservation=None>"
+    )
+    async with hold:
+        uuid = hold.reservation.uuid
+        assert repr(hold) == (
+            f"<Hold group_id='abc-123' number='+12135551240' state='held' reservation='{uuid}'>"
+        )
+        await hold.purchase()
+    assert repr(hold) == (
+        f"<Hold group_id='abc-123' number='+12135551240' state='purchased' reservation='{uuid}'>"
+    )
+    assert API_KEY not in repr(hold)
+    anyone = chat.hold("abc-123")
+    assert "number=None" in repr(anyone)
+    async with anyone:
+        assert f"number={anyone.reservation.number!r}" in repr(anyone)
+    assert "state='released'" in repr(anyone)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from .errors import TwoChatError
+from .errors import APIConnectionError, APIError, ServerError, TwoChatError
 from .models import Purchase, Reservation
 
 if TYPE_CHECKING:
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["Hold"]
 
 logger = logging.getLogger("twochat_async")
+
+HoldState = Literal["new", "reserving", "held", "purchasing", "purchased", "unknown", "released"]
 
 # Releases still running after their block's task was cancelled; kept so they aren't
 # garbage-collected before they finish.
@@ -29,6 +31,16 @@ def _keep(task: asyncio.Future[None]) -> asyncio.Future[None]:
     return task
 
 
+def _bought_nothing(exc: BaseException) -> bool:
+    """Whether a failed purchase surely bought nothing (else its outcome is unknown)."""
+    if isinstance(exc, APIConnectionError):
+        return not exc.request_sent
+    if isinstance(exc, ServerError):
+        return False  # 2Chat, or a gateway in front of it, may have failed after buying
+    # 2Chat refused it; or the SDK refused to send it (a closed session).
+    return isinstance(exc, APIError) or type(exc) is TwoChatError
+
+
 class Hold:
     """A reservation cancelled on leaving its ``async with`` block unless purchased.
 
@@ -36,7 +48,33 @@ class Hold:
     reserves the number; leaving it without a successful `purchase()` cancels the
     reservation, also when the block raised or its task was cancelled. A failure to cancel
     is logged on the ``twochat_async`` logger and never replaces the exception that ended
-    the block.
+    the block. A hold is entered once; after its block, `purchase()` only returns what it
+    bought.
+
+    Its [`state`][twochat_async.Hold.state] moves ``new`` → ``reserving`` → ``held`` →
+    ``purchasing`` → ``purchased``, or ends ``released`` when the block is left without a
+    purchase. A purchase that fails goes:
+
+    - back to ``held`` when it surely bought nothing: 2Chat refused it (an `APIError`
+      other than a `ServerError`), or it was never sent (an `APIConnectionError` whose
+      ``request_sent`` is false). `purchase()` may be tried again; leaving the block
+      cancels the reservation.
+    - to ``unknown`` otherwise: a `ServerError`, an `APIConnectionError` or
+      `APITimeoutError` whose request may have reached 2Chat, an `InvalidResponseError`
+      (2Chat answered success), or the purchase being cancelled mid-request. 2Chat may
+      have bought the number, so the hold neither sends the purchase again (`purchase()`
+      raises `TwoChatError`) nor cancels the reservation: leaving the block logs one
+      warning naming the number and the reservation to check with
+      [`reservations()`][twochat_async.TwoChatSession.reservations] and the numbers of
+      your 2Chat account. If nothing was bought, the reservation lapses at its
+      ``expires_at``, or cancel it yourself.
+
+    Concurrent `purchase()` calls share one request and its outcome: each gets the same
+    `Purchase` or the same exception. A caller cancelled while waiting stops only its own
+    wait. Leaving the block while the purchase is in flight, the task being cancelled
+    included, waits for the answer (bounded by the session's timeout; a second
+    cancellation stops only the wait) and then acts on its outcome as above; a purchase
+    that goes through after the block ended with an exception is logged as a warning.
 
     Args:
         chat: The session that reserves, buys and cancels the number.
@@ -44,14 +82,53 @@ class Hold:
         number: A specific number of the group, in E.164; ``None`` for a random one.
     """
 
-    __slots__ = ("_chat", "_group_id", "_number", "_purchase", "_reservation")
+    __slots__ = (
+        "_buying",
+        "_chat",
+        "_failure",
+        "_group_id",
+        "_left",
+        "_number",
+        "_purchase",
+        "_reservation",
+        "_state",
+    )
 
     def __init__(self, chat: TwoChatSession, group_id: str, number: str | None) -> None:
         self._chat = chat
         self._group_id = group_id
         self._number = number
+        self._state: HoldState = "new"
         self._reservation: Reservation | None = None
         self._purchase: Purchase | None = None
+        # The one purchase request, shared by every purchase() call.
+        self._buying: asyncio.Future[Purchase] | None = None
+        self._failure = ""  # why the purchase's outcome is unknown
+        self._left = False  # the block has been left
+
+    def __repr__(self) -> str:
+        number = self._number if self._reservation is None else self._reservation.number
+        uuid = None if self._reservation is None else self._reservation.uuid
+        return (
+            f"<Hold group_id={self._group_id!r} number={number!r} state={self._state!r} "
+            f"reservation={uuid!r}>"
+        )
+
+    @property
+    def state(self) -> HoldState:
+        """Where the hold is: one of the strings below.
+
+        - ``"new"``: not entered yet.
+        - ``"reserving"``: entering; the reservation is in flight.
+        - ``"held"``: the number is reserved; `purchase()` may buy it.
+        - ``"purchasing"``: the purchase is in flight.
+        - ``"purchased"``: bought; `purchased` holds the purchase.
+        - ``"unknown"``: the purchase failed in a way that leaves 2Chat's outcome
+          unknown; it is neither sent again nor cancelled.
+        - ``"released"``: the block was left without a purchase and the reservation was
+          cancelled (a failure to cancel is logged), or entering the block failed.
+        """
+        return self._state
 
     @property
     def reservation(self) -> Reservation:
@@ -72,33 +149,63 @@ class Hold:
     async def purchase(self) -> Purchase:
         """Buy exactly the held number from the held group.
 
+        Calls made while a purchase is in flight wait for it and share its outcome.
+
         Returns:
             The purchase. Calling it again returns the same purchase without a request.
 
         Raises:
-            TwoChatError: The reservation has expired (no request is sent), or the
-                purchase failed; see [`twochat_async.errors`][twochat_async.errors].
+            TwoChatError: Nothing is sent when the block was not entered or was already
+                left, the reservation has expired, or an earlier purchase's outcome is
+                unknown. Otherwise the purchase failed; see
+                [`twochat_async.errors`][twochat_async.errors].
         """
         if self._purchase is not None:
             return self._purchase
+        if self._buying is not None and self._state == "purchasing":
+            # Shielded: a caller cancelled while waiting does not cancel it for the others.
+            return await asyncio.shield(self._buying)
         reservation = self.reservation
+        if self._state == "unknown":
+            raise TwoChatError(
+                f"The outcome of the purchase of {reservation.number} is unknown "
+                f"({self._failure}), so it is not sent again. Check reservations() "
+                "and the numbers of your 2Chat account before buying it again."
+            )
+        if self._state == "released":
+            raise TwoChatError(
+                f"The hold of {reservation.number} was released when its block was left; "
+                "nothing was bought. Reserve the number again to buy it."
+            )
         if reservation.is_expired():
             raise TwoChatError(
                 f"The reservation of {reservation.number} expired at "
                 f"{reservation.expires_at:%Y-%m-%d %H:%M:%S} UTC; nothing was bought. "
                 "Reserve the number again to buy it."
             )
-        self._purchase = await self._chat.purchase(self._group_id, reservation.number)
-        return self._purchase
+        self._state = "purchasing"
+        buying = self._buying = asyncio.ensure_future(self._buy(reservation))
+        # Its outcome is read even if every caller was cancelled meanwhile.
+        buying.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(buying)
 
     async def __aenter__(self) -> Hold:
+        if self._state != "new":
+            raise TwoChatError(
+                f"This hold was already entered (it is {self._state}); a hold is entered "
+                "once: make a new one with chat.hold()."
+            )
+        self._state = "reserving"
         reserving = asyncio.ensure_future(self._chat.reserve(self._group_id, self._number))
         try:
             self._reservation = await asyncio.shield(reserving)
-        except asyncio.CancelledError:
-            # Cancelled while 2Chat may be reserving: cancel whatever it reserves.
-            _keep(asyncio.ensure_future(self._release_when_made(reserving)))
+        except BaseException as exc:
+            self._state = "released"
+            if isinstance(exc, asyncio.CancelledError):
+                # Cancelled while 2Chat may be reserving: cancel whatever it reserves.
+                _keep(asyncio.ensure_future(self._release_when_made(reserving)))
             raise
+        self._state = "held"
         return self
 
     async def __aexit__(
@@ -107,12 +214,55 @@ class Hold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._left = True
         if self._purchase is not None or self._reservation is None:
             return
-        release = _keep(asyncio.ensure_future(self._release(self._reservation)))
+        if self._state == "held":
+            self._state = "released"
+        leave = _keep(asyncio.ensure_future(self._leave(exc)))
         # Shielded: if this task is being cancelled, the cancel request still goes out
         # (bounded by the session timeout); a second cancellation stops only our wait.
-        await asyncio.shield(release)
+        await asyncio.shield(leave)
+
+    async def _buy(self, reservation: Reservation) -> Purchase:
+        try:
+            bought = await self._chat.purchase(self._group_id, reservation.number)
+        except BaseException as exc:
+            if _bought_nothing(exc):
+                self._state = "released" if self._left else "held"
+            else:
+                self._state = "unknown"
+                self._failure = _describe(exc)
+            raise
+        self._state = "purchased"
+        self._purchase = bought
+        return bought
+
+    async def _leave(self, ended_by: BaseException | None) -> None:
+        reservation = self.reservation
+        buying = self._buying
+        if buying is not None and not buying.done():
+            await asyncio.wait([buying])  # ends within the session's timeout
+            if self._purchase is not None and ended_by is not None:
+                logger.warning(
+                    "The purchase of %s (reservation %s) went through after its block "
+                    "ended with %s: the number is bought.",
+                    reservation.number,
+                    reservation.uuid,
+                    type(ended_by).__name__,
+                )
+        if self._state == "released":
+            await self._release(reservation)
+        elif self._state == "unknown":
+            logger.warning(
+                "The outcome of the purchase of %s is unknown (%s): 2Chat may have bought "
+                "it, so its reservation %s was not cancelled (it expires at %s). Check "
+                "reservations() and the numbers of your 2Chat account before buying it again.",
+                reservation.number,
+                self._failure,
+                reservation.uuid,
+                reservation.expires_at.isoformat(),
+            )
 
     async def _release_when_made(self, reserving: asyncio.Future[Reservation]) -> None:
         try:
@@ -132,3 +282,9 @@ class Hold:
                 reservation.expires_at.isoformat(),
                 exc,
             )
+
+
+def _describe(exc: BaseException) -> str:
+    """Name what made a purchase's outcome unknown (a cancellation has no message)."""
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
