@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -149,6 +151,39 @@ async def test_calls_and_requests_are_recorded(fake: FakeTwoChat, chat: TwoChatS
         ("POST", RESERVATIONS, {}),
     ]
     assert fake.requests[0]["headers"]["X-User-API-Key"] == API_KEY
+
+
+async def test_requests_record_their_arrival_time(fake: FakeTwoChat, chat: TwoChatSession) -> None:
+    """Each recorded request carries its arrival time on time.monotonic(), in order."""
+    before = time.monotonic()
+    await chat.did_types()
+    await chat.did_types()
+    after = time.monotonic()
+    first, second = (request["received"] for request in fake.requests)
+    assert before <= first <= second <= after
+
+
+def test_fake_starts_again_on_a_later_event_loop() -> None:
+    """start() after stop() serves again on a new loop, keeping its state and hang faults."""
+    fake = FakeTwoChat(API_KEY)
+
+    async def serve_once() -> str:
+        async with aiohttp.ClientSession() as http:
+            async with fake as base_url:
+                async with TwoChatSession(API_KEY, base_url=base_url) as chat:
+                    number = (await chat.reserve("abc-123")).number
+                fake.script(Reply(fault="hang"))
+                # A POST: aiohttp re-sends a GET once when the server disconnects.
+                hanging = asyncio.create_task(http.post(base_url + RESERVATIONS, data=b"{}"))
+                await asyncio.sleep(0.2)
+                assert not hanging.done()  # held until stop()
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await hanging
+        return number
+
+    assert asyncio.run(serve_once()) == "+12135551234"
+    assert asyncio.run(serve_once()) == "+12135551235"
+    assert len(fake.reservations) == 2
 
 
 async def test_scripted_replies_are_used_in_order_then_normal_service_resumes(

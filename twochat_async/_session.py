@@ -48,6 +48,12 @@ class TwoChatSession:
     Create one per application and share it between tasks: every call is safe to run
     concurrently with others. Use it as an async context manager, or call `close()`.
 
+    It may be built at import time and serve one ``asyncio.run()`` after another: its
+    pool is made on the running event loop and closed as that loop shuts down, then made
+    again on the next loop; the rate limit's pace carries over. It serves one loop at a
+    time: called from another thread's loop while its pool's loop is still open, it
+    raises [`TwoChatError`][twochat_async.errors.TwoChatError] and sends nothing.
+
     Args:
         api_key: Your 2Chat API key; defaults to the ``TWOCHAT_API_KEY`` environment variable.
         base_url: The API's address; defaults to ``TWOCHAT_BASE_URL``, then

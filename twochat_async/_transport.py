@@ -4,6 +4,11 @@ It owns the connection pool's lifecycle, the timeout, the response size cap, the
 mapping of every transport failure to a `twochat_async.errors` class, the retry
 policy, and the rate limiter shared by every task using the session.
 
+The pool belongs to the event loop it was created on, and is closed with it: asyncio
+finalizes open async generators before it closes a loop (``asyncio.run`` does), and one
+of them holds the pool. A call from a later loop gets a new pool; a call from another
+loop while the pool's own is still open is refused before anything is sent.
+
 Retries never risk buying twice: a POST is re-sent only when 2Chat surely did not act on
 it (a 429, or a failure to connect); GET and DELETE are idempotent and are re-sent on
 connection failures, timeouts and the statuses 2Chat tells clients to retry.
@@ -12,12 +17,13 @@ connection failures, timeouts and the statuses 2Chat tells clients to retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import platform
 import random
 import zlib
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -69,9 +75,11 @@ class Transport:
         "_base_url",
         "_closed",
         "_get_headers",
+        "_guard",
         "_http",
         "_key",
         "_limiter",
+        "_loop",
         "_max_bytes",
         "_max_connections",
         "_max_retries",
@@ -105,6 +113,10 @@ class Transport:
         self._timeout = timeout
         self._http = http_session
         self._owns_http = http_session is None
+        # The loop self._http belongs to (a borrowed one's: the loop of its first use), and
+        # for our own pool the async generator that closes it with that loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._guard: AsyncGenerator[None, None] | None = None
         self._max_connections = max_connections
         self._max_bytes = max_response_bytes
         self._closed = False
@@ -130,31 +142,89 @@ class Transport:
         return self._closed
 
     def _session(self) -> aiohttp.ClientSession:
+        """Return the pool for the running loop, creating ours on first use.
+
+        Raises:
+            TwoChatError: The session is closed, the borrowed pool is closed, or the pool
+                belongs to another event loop that is still open.
+        """
         http = self._http
         if self._closed:
             raise TwoChatError("This TwoChatSession is closed; create a new one to make calls.")
-        if http is None:
-            # Created here, inside the running loop: aiohttp refuses to build one outside.
-            http = self._http = aiohttp.ClientSession(
-                connector=_Connector(limit=self._max_connections),
-                timeout=self._timeout,
-            )
-            self._slots = asyncio.Semaphore(self._max_connections)
-        elif http.closed:
+        loop = asyncio.get_running_loop()
+        if http is None or (http.closed and self._owns_http):
+            # First use, or our pool was closed with its loop.
+            return self._open_pool(loop)
+        if http.closed:
             raise TwoChatError(
                 "The http_session given to TwoChatSession is closed; "
                 "keep it open for as long as the TwoChatSession is used."
             )
-        elif self._slots is None and self._owns_http is False:
-            self._slots = _borrowed_slots(http)
+        if self._loop is not loop:
+            return self._change_loop(http, loop)
         return http
+
+    def _open_pool(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
+        """Create our pool on ``loop``, the running one, to be closed with it."""
+        # Created here, inside the running loop: aiohttp refuses to build one outside.
+        http = self._http = aiohttp.ClientSession(
+            connector=_Connector(limit=self._max_connections),
+            timeout=self._timeout,
+        )
+        self._slots = asyncio.Semaphore(self._max_connections)
+        self._loop = loop
+        guard = self._guard = _closed_with_loop(http)
+        # Started here, in the running loop, the generator is registered with that loop,
+        # which closes it before the loop itself: loop.shutdown_asyncgens(), called by
+        # asyncio.run() and asyncio.Runner.
+        with contextlib.suppress(StopIteration):
+            guard.asend(None).send(None)
+        return http
+
+    def _change_loop(
+        self, http: aiohttp.ClientSession, loop: asyncio.AbstractEventLoop
+    ) -> aiohttp.ClientSession:
+        """Return the pool to use from ``loop``, whose pool belongs to another loop."""
+        owner = self._loop
+        if owner is None:
+            self._loop = loop  # a borrowed pool's first use
+            self._slots = _borrowed_slots(http)
+            return http
+        whose = "its connection pool" if self._owns_http else "the http_session given to it"
+        if not owner.is_closed():
+            raise TwoChatError(
+                f"This TwoChatSession was called from an event loop other than that of "
+                f"{whose}, which is still open (in another thread?); nothing was sent. "
+                "Use one TwoChatSession per event loop (or thread), or submit the call to "
+                "the session's own loop with asyncio.run_coroutine_threadsafe(coro, loop)."
+            )
+        if not self._owns_http:
+            raise TwoChatError(
+                "The http_session given to TwoChatSession belongs to an event loop that is "
+                "closed; nothing was sent. Pass an aiohttp.ClientSession created on the loop "
+                "that makes the calls, or none: TwoChatSession then makes its own."
+            )
+        # The loop ended without closing the pool (it was closed without
+        # loop.shutdown_asyncgens()): release it, and start a new one on this loop.
+        _dispose(http)
+        return self._open_pool(loop)
 
     async def close(self) -> None:
         """Close the pool if this transport created it; safe to call more than once."""
         self._closed = True
         http, self._http = self._http, None
-        if http is not None and self._owns_http:
-            await http.close()
+        guard, self._guard = self._guard, None
+        loop = self._loop
+        if http is None or guard is None or loop is None:
+            return  # no pool was opened, or it is borrowed: not ours to close
+        if loop is asyncio.get_running_loop():
+            await guard.aclose()
+        elif loop.is_closed():
+            _dispose(http)
+        else:
+            # Its loop is open in another thread: the pool is closed there, where its
+            # sockets are served.
+            asyncio.run_coroutine_threadsafe(_aclose(guard), loop)
 
     async def request(
         self,
@@ -175,8 +245,11 @@ class Transport:
             APIConnectionError: No usable answer arrived.
             APITimeoutError: No answer within the timeout.
             InvalidResponseError: The answer could not be decoded.
-            TwoChatError: The session is closed.
+            TwoChatError: The session is closed, or its pool belongs to another event loop
+                that is still open.
         """
+        # Checked first: from a wrong loop nothing is sent, waited for or counted.
+        self._session()
         if self._account_limit is not False and await_account_limit:
             await self._limit_from_account()
         attempt = 0
@@ -226,24 +299,26 @@ class Transport:
     async def _limit_from_account(self) -> None:
         """Build the limiter from the account's ``requests_per_minute``, once."""
         fetch = self._account_limit
-        if not isinstance(fetch, asyncio.Future):
+        loop = asyncio.get_running_loop()
+        # A fetch of a loop closed before it finished never will: start another.
+        if not isinstance(fetch, asyncio.Future) or fetch.get_loop() is not loop:
             # One fetch for every waiting call, in its own task: a caller cancelled while
             # waiting does not cancel it for the others.
-            fetch = self._account_limit = asyncio.ensure_future(self._fetch_account_limit())
-            fetch.add_done_callback(lambda done: done.cancelled() or done.exception())
+            fetch = self._account_limit = loop.create_task(self._fetch_account_limit())
+            fetch.add_done_callback(self._account_limit_fetched)
         await asyncio.shield(fetch)
 
+    def _account_limit_fetched(self, fetch: asyncio.Future[None]) -> None:
+        # Here, not in the task: a task left on a closed loop never ends, and its
+        # coroutine, closed when collected, must not reset the state of a later fetch.
+        failed = fetch.cancelled() or fetch.exception() is not None
+        if self._account_limit is fetch:
+            self._account_limit = failed  # True: the next call tries again
+
     async def _fetch_account_limit(self) -> None:
-        try:
-            # Retried like any GET (a 500 here says nothing about the caller's request).
-            status, payload = await self.request("GET", "/open/info", await_account_limit=False)
-            self._limiter = RateLimiter(
-                RateLimit(_wire.decode_account_limit(payload, status=status))
-            )
-        except BaseException:
-            self._account_limit = True  # the next call tries again
-            raise
-        self._account_limit = False
+        # Retried like any GET (a 500 here says nothing about the caller's request).
+        status, payload = await self.request("GET", "/open/info", await_account_limit=False)
+        self._limiter = RateLimiter(RateLimit(_wire.decode_account_limit(payload, status=status)))
 
     async def _send(
         self,
@@ -499,6 +574,32 @@ def _jittered(retry_after: float) -> float:
     return retry_after + random.uniform(0.0, RETRY_AFTER_JITTER * (1.0 + retry_after))  # noqa: S311
 
 
+async def _closed_with_loop(http: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Hold ``http`` open until closed: by `Transport.close()` or by the loop's shutdown."""
+    try:
+        yield
+    finally:
+        await http.close()
+
+
+async def _aclose(guard: AsyncGenerator[None, None]) -> None:
+    """Close ``guard``; a coroutine, as ``asyncio.run_coroutine_threadsafe`` takes."""
+    await guard.aclose()
+
+
+def _dispose(http: aiohttp.ClientSession) -> None:
+    """Close a pool whose event loop is closed, without a loop.
+
+    With its loop closed, aiohttp's ``close()`` has nothing it can wait for and returns at
+    once (the sockets it could not close are the garbage collector's, as asyncio leaves
+    them when a loop is closed without shutting it down); so it is run to its end here.
+    """
+    closing = http.close()
+    with contextlib.suppress(StopIteration):
+        closing.send(None)
+    closing.close()  # nothing once finished; stops it if aiohttp ever waits here
+
+
 @attrs.frozen
 class RateLimit:
     """A client-side request budget: ``per_minute`` requests, at most ``burst`` at once.
@@ -556,9 +657,21 @@ class RateLimiter:
     is handed out (not booked ahead), so the pace holds in real time even after the event
     loop stalls. Waiters queue in order on one lock; only the first of them sleeps. A 429
     from 2Chat empties the bucket and pauses every caller, not just the one that got it.
+
+    It is used from one event loop at a time, and its state carries over to the next one:
+    the pace holds across ``asyncio.run()`` calls, as asyncio's loops all tell time by
+    ``time.monotonic()``.
     """
 
-    __slots__ = ("_burst", "_lock", "_paused_until", "_per_second", "_tokens", "_updated")
+    __slots__ = (
+        "_burst",
+        "_lock",
+        "_lock_loop",
+        "_paused_until",
+        "_per_second",
+        "_tokens",
+        "_updated",
+    )
 
     def __init__(self, limit: RateLimit) -> None:
         self._per_second = limit.per_minute / 60.0
@@ -566,7 +679,9 @@ class RateLimiter:
         self._tokens = self._burst
         self._updated = -math.inf  # on the loop's clock; the bucket starts full
         self._paused_until = 0.0
+        # An asyncio.Lock binds to the first loop that waits on it: one per loop.
         self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def take(self) -> bool:
         """Take a slot if one is free now and nobody waits; return whether it did.
@@ -585,6 +700,8 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Wait for a slot; cancellable, and counted against no request timeout."""
         loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
         cap = self._burst
         async with self._lock:
             while True:

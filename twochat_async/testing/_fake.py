@@ -158,15 +158,16 @@ class FakeTwoChat:
             included (`active_reservations()` leaves those out).
         sold: Numbers bought, by number, with the group they came from.
         calls: How many requests arrived, by ``"METHOD /path"`` (path without query).
-        requests: Every request's method, path, query, headers and raw body, in order of
-            arrival.
+        requests: Every request's method, path, query, headers, raw body and arrival time
+            (``"received"``, on ``time.monotonic()``), in order of arrival.
         latency: Seconds added before every answer.
         requests_per_minute: The limit ``GET /open/info`` reports.
         port: The port asked for; 0 picks a free one (``base_url`` shows the one in use).
         rate_limited: How many requests were refused with 429 by the budget (see
             `set_budget()`).
         base_url: The address the fake serves on, set by `start()`; ``""`` until then.
-        app: The aiohttp ``web.Application`` that answers the requests.
+        app: The aiohttp ``web.Application`` that answers the requests; `start()` after a
+            `stop()` serves a new one (an application is bound to the loop it ran on).
     """
 
     def __init__(
@@ -201,8 +202,12 @@ class FakeTwoChat:
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
-        self.app = web.Application(middlewares=[self._middleware])
-        routes = self.app.router
+        self.app = self._application()
+
+    def _application(self) -> web.Application:
+        """Return a new application serving every endpoint through the middleware."""
+        app = web.Application(middlewares=[self._middleware])
+        routes = app.router
         routes.add_get("/open/info", self._info)
         routes.add_get("/open/numbers/regions", self._regions)
         routes.add_get("/open/numbers/cities", self._cities)
@@ -214,6 +219,7 @@ class FakeTwoChat:
         routes.add_get("/open/numbers/reservations", self._reservations)
         routes.add_delete("/open/numbers/reservations/{uuid}", self._cancel)
         routes.add_post("/open/numbers/purchase", self._purchase)
+        return app
 
     # -- control --------------------------------------------------------------------------
 
@@ -283,9 +289,14 @@ class FakeTwoChat:
     async def start(self) -> str:
         """Start serving on 127.0.0.1 and return the base URL.
 
+        It can be called again after `stop()`, on the same event loop or a later one.
+
         Returns:
             The base URL, e.g. ``http://127.0.0.1:54321``; also kept in `base_url`.
         """
+        if self.app.frozen:  # it has served already, maybe on another loop
+            self.app = self._application()
+        self._stopping = asyncio.Event()
         runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
@@ -330,6 +341,7 @@ class FakeTwoChat:
                 "query": dict(request.query),
                 "headers": dict(request.headers),
                 "body": body,
+                "received": time.monotonic(),
             }
         )
         if self.latency:
