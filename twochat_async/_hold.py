@@ -274,7 +274,7 @@ class Hold:
     async def _release(self, reservation: Reservation) -> None:
         try:
             await self._chat.cancel_reservation(reservation)
-        except TwoChatError as exc:
+        except (TwoChatError, ValueError) as exc:  # ValueError: a uuid unfit for a path
             logger.warning(
                 "Could not cancel the reservation %s of %s (it expires at %s): %s",
                 reservation.uuid,
