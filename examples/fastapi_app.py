@@ -101,6 +101,8 @@ from twochat_async.testing import FakeTwoChat
 
 logger = logging.getLogger("fastapi_app")
 
+# The "--8<--" comments mark the parts that docs/fastapi.md shows.
+
 #: Makes the session when the app starts; ``TwoChatSession`` itself reads the environment.
 ChatFactory = Callable[[], AbstractAsyncContextManager[TwoChatSession]]
 
@@ -146,6 +148,7 @@ class BoughtNumber(BaseModel):
     details: dict[str, Any]
 
 
+# --8<-- [start:dependencies]
 def get_chat(request: Request) -> TwoChatSession:
     """The app's one session, opened by its lifespan."""
     chat: TwoChatSession = request.app.state.chat
@@ -160,6 +163,7 @@ def get_held(request: Request) -> dict[str, Held]:
 
 Chat = Annotated[TwoChatSession, Depends(get_chat)]
 Registry = Annotated[dict[str, Held], Depends(get_held)]
+# --8<-- [end:dependencies]
 
 
 def outcome_unknown(exc: BaseException) -> bool:
@@ -175,37 +179,55 @@ def outcome_unknown(exc: BaseException) -> bool:
     return type(exc) is not TwoChatError
 
 
-def http_error(exc: TwoChatError | ValueError, doing: str) -> HTTPException:
-    """The HTTP answer for an SDK error raised while ``doing`` (e.g. ``"reserve"``).
+# --8<-- [start:errors]
+#: A 2Chat account this server cannot use: not the caller's fault.
+ACCOUNT_ERRORS = (
+    AuthenticationError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+)
+#: The detail of an answer after a request that may have reached 2Chat.
+UNKNOWN_OUTCOME = (
+    "2Chat failed after the {doing} request may have reached it: the number "
+    "may be {done}. Check the account's reservations and numbers before "
+    "trying again."
+)
 
-    The table of the module docstring; the details go to the log, never the API key.
+
+def http_error(exc: TwoChatError | ValueError, doing: str) -> HTTPException:
+    """The HTTP answer to an SDK error raised while ``doing`` (a verb).
+
+    The module docstring's table; the details go to the log, not the caller.
     """
-    if isinstance(exc, ValueError):  # checked by the SDK before anything is sent
+    if isinstance(exc, ValueError):  # the SDK checked it, and sent nothing
         return HTTPException(422, str(exc))
     if isinstance(exc, NotFoundError):
         return HTTPException(404, exc.message)
-    if isinstance(exc, UnprocessableEntityError):
+    if isinstance(exc, UnprocessableEntityError):  # the number is not free
         return HTTPException(409, exc.message)
-    if isinstance(exc, APIError) and exc.status == 406:
+    if isinstance(exc, APIError) and exc.status == 406:  # no picking a number
         return HTTPException(422, exc.message)
-    if isinstance(exc, RateLimitError):
-        wait = str(math.ceil(exc.retry_after or 1))  # the SDK's own pause without one
-        return HTTPException(429, "2Chat's rate limit is reached.", {"Retry-After": wait})
+    if isinstance(exc, RateLimitError):  # without a wait, the SDK pauses 1 s
+        wait = {"Retry-After": str(math.ceil(exc.retry_after or 1))}
+        return HTTPException(429, "2Chat's rate limit is reached.", wait)
     if isinstance(exc, ConflictError):  # 2Chat asks to retry in a few seconds
-        return HTTPException(503, "2Chat is starting up.", {"Retry-After": "5"})
-    if isinstance(exc, (AuthenticationError, PaymentRequiredError, PermissionDeniedError)):
+        soon = {"Retry-After": "5"}
+        return HTTPException(503, "2Chat is starting up.", soon)
+    if isinstance(exc, ACCOUNT_ERRORS):
         logger.error("The 2Chat account refused to %s: %s", doing, exc)
-        return HTTPException(503, f"This service cannot {doing} numbers right now.")
-    status = 504 if isinstance(exc, APITimeoutError) else 502
+        detail = f"This service cannot {doing} numbers right now."
+        return HTTPException(503, detail)
     logger.warning("Could not %s with 2Chat: %s", doing, exc)
+    status = 504 if isinstance(exc, APITimeoutError) else 502
     if doing in ("reserve", "purchase") and outcome_unknown(exc):
-        return HTTPException(
-            status,
-            f"2Chat failed after the {doing} request may have reached it: the number may "
-            f"be {'reserved' if doing == 'reserve' else 'bought'}. Check the account's "
-            "reservations and numbers before trying again.",
-        )
-    return HTTPException(status, f"2Chat could not {doing} the number; try again later.")
+        done = "reserved" if doing == "reserve" else "bought"
+        detail = UNKNOWN_OUTCOME.format(doing=doing, done=done)
+        return HTTPException(status, detail)
+    detail = f"2Chat could not {doing} the number; try again later."
+    return HTTPException(status, detail)
+
+
+# --8<-- [end:errors]
 
 
 def held_number(held: Held) -> HeldNumber:
@@ -243,27 +265,34 @@ def find(registry: Mapping[str, Held], uuid: str) -> Held:
     return held
 
 
+# --8<-- [start:purchase]
 @router.post("/{uuid}/purchase", status_code=201)
-async def purchase_number(uuid: str, chat: Chat, registry: Registry) -> BoughtNumber:
+async def purchase_number(
+    uuid: str,
+    chat: Chat,
+    registry: Registry,
+) -> BoughtNumber:
     """Buy exactly the number reservation ``uuid`` holds."""
     held = find(registry, uuid)
-    reservation = held.reservation
+    number = held.reservation.number
     if held.state == "buying":
-        raise HTTPException(409, f"The purchase of {reservation.number} is in progress.")
+        detail = f"The purchase of {number} is in progress."
+        raise HTTPException(409, detail)
     if held.state == "unknown":
-        raise HTTPException(
-            409,
-            f"The outcome of an earlier purchase of {reservation.number} is unknown, so it "
-            "is not sent again. Check the account's numbers and reservations.",
+        detail = (
+            f"The outcome of an earlier purchase of {number} is unknown, so "
+            "it is not sent again. Check the account's numbers and "
+            "reservations."
         )
-    if reservation.is_expired():
+        raise HTTPException(409, detail)
+    if held.reservation.is_expired():
         del registry[uuid]
-        raise HTTPException(
-            410, f"The reservation expired at {held_number(held).expires_at}; reserve again."
-        )
+        expired = held_number(held).expires_at
+        detail = f"The reservation expired at {expired}; reserve again."
+        raise HTTPException(410, detail)
     held.state = "buying"
     try:
-        bought = await chat.purchase(held.group_id, reservation.number)
+        bought = await chat.purchase(held.group_id, number)
     except BaseException as exc:
         held.state = "unknown" if outcome_unknown(exc) else "held"
         if isinstance(exc, (TwoChatError, ValueError)):
@@ -271,8 +300,14 @@ async def purchase_number(uuid: str, chat: Chat, registry: Registry) -> BoughtNu
         raise
     del registry[uuid]
     return BoughtNumber(
-        uuid=uuid, number=reservation.number, group_id=held.group_id, details=dict(bought.details)
+        uuid=uuid,
+        number=number,
+        group_id=held.group_id,
+        details=dict(bought.details),
     )
+
+
+# --8<-- [end:purchase]
 
 
 @router.delete("/{uuid}", status_code=204)
@@ -309,19 +344,21 @@ async def release_unbought(chat: TwoChatSession, registry: dict[str, Held]) -> N
     registry.clear()
 
 
+# --8<-- [start:lifespan]
 def create_app(chat_factory: ChatFactory = TwoChatSession) -> FastAPI:
-    """Return the application; ``chat_factory`` makes its one session at start-up.
+    """Return the app; ``chat_factory`` makes its one session at start-up.
 
     Args:
-        chat_factory: Called once when the app starts; returns the session (or an async
-            context manager yielding one). The default reads ``TWOCHAT_API_KEY`` and
-            ``TWOCHAT_BASE_URL``; tests pass a session pointed at a ``FakeTwoChat``.
+        chat_factory: Called once as the app starts; returns the session, or
+            an async context manager yielding one. The default reads
+            ``TWOCHAT_API_KEY`` and ``TWOCHAT_BASE_URL``; tests pass one
+            pointed at a ``FakeTwoChat``.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Code before the yield runs at start-up, code after it at shutdown, once the
-        # server has stopped taking requests.
+        # Before the yield: start-up. After it: shutdown, once the server
+        # has stopped taking requests.
         async with chat_factory() as chat:
             app.state.chat = chat
             app.state.held = {}
@@ -333,6 +370,9 @@ def create_app(chat_factory: ChatFactory = TwoChatSession) -> FastAPI:
     app = FastAPI(title="2Chat numbers", lifespan=lifespan)
     app.include_router(router)
     return app
+
+
+# --8<-- [end:lifespan]
 
 
 @asynccontextmanager

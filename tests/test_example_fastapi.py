@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +33,8 @@ from twochat_async.testing import FakeTwoChat, Reply
 pytest.importorskip("fastapi", reason="needs the examples extra")
 uvicorn = pytest.importorskip("uvicorn", reason="needs the examples extra")
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "fastapi_app.py"
 
 
 def load() -> ModuleType:
@@ -435,3 +438,28 @@ def test_without_a_key_or_fake_exits_2_naming_the_variable(
     """Without TWOCHAT_API_KEY and without --fake, it exits 2 and says what to set."""
     assert fastapi_app.main([]) == 2
     assert "TWOCHAT_API_KEY" in capsys.readouterr().err
+
+
+# -- docs/fastapi.md -----------------------------------------------------------------------
+
+
+def test_the_pages_test_passes_as_written(tmp_path: Path) -> None:
+    """docs/fastapi.md's test (a "py" block) passes under pytest, importing the example."""
+    page = (ROOT / "docs" / "fastapi.md").read_text()
+    [code] = re.findall(r"^```py\n(.*?)^```", page, re.M | re.S)
+    (tmp_path / "test_page.py").write_text(code)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "filterwarnings = error\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWOCHAT_")}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and page
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "PYTHONPATH": str(EXAMPLE.parent)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
