@@ -79,7 +79,7 @@ def test_quick_run_prints_every_section_of_the_table(
 def test_quick_run_writes_json_with_the_expected_keys(
     quick_run: tuple[str, dict[str, Any]],
 ) -> None:
-    """The JSON holds every section, every ratio and every target of the issue."""
+    """The JSON holds every section, every ratio and every target."""
     _, results = quick_run
     assert set(results) == TOP_LEVEL
     assert set(results["ratios"]) == RATIOS
