@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from twochat_async import errors
+from twochat_async._wire import STATUS_ERRORS, error_class
 from twochat_async.errors import (
     APIConnectionError,
     APIError,
@@ -20,7 +21,6 @@ from twochat_async.errors import (
     ServerError,
     TwoChatError,
     UnprocessableEntityError,
-    error_class,
 )
 
 #: Each class and its direct parent, as drawn in the errors.py docstring.
@@ -92,7 +92,7 @@ def test_error_class_maps_documented_statuses(status: int, cls: type) -> None:
 
 def test_status_errors_table_is_exactly_the_documented_one() -> None:
     """STATUS_ERRORS holds the eight documented 4xx statuses and nothing else."""
-    assert STATUS_TABLE == errors.STATUS_ERRORS
+    assert STATUS_TABLE == STATUS_ERRORS
 
 
 @pytest.mark.parametrize("status", [500, 501, 502, 503, 504, 599])

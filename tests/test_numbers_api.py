@@ -295,12 +295,11 @@ async def test_requirements_of_a_country(chat: TwoChatSession) -> None:
     assert requirements[0]["fields"] == ["street", "city", "postal_code"]
 
 
-@pytest.mark.parametrize("did_type", [1, "1"], ids=["int", "str"])
 async def test_requirements_filtered_by_did_type_id(
-    fake: FakeTwoChat, chat: TwoChatSession, did_type: int | str
+    fake: FakeTwoChat, chat: TwoChatSession
 ) -> None:
-    """requirements(did_type=<id>) sends the id as given and gets only that type's items."""
-    requirements = await chat.requirements("DE", did_type=did_type)
+    """requirements(did_type=<id>) sends the id and gets only that type's items."""
+    requirements = await chat.requirements("DE", did_type=1)
     assert [r["id"] for r in requirements] == ["req-de-address", "req-de-identity"]
     assert fake.requests[0]["query"] == {"country": "DE", "did_type": "1"}
 
@@ -552,10 +551,7 @@ BAD_CALLS: dict[str, tuple[Call, str]] = {
         lambda c: c.groups("US", city_name_or_prefix="Los\udc80Angeles"),
         "city_name_or_prefix",
     ),
-    "requirements-did-type-surrogate": (
-        lambda c: c.requirements("US", did_type="local\ud800"),
-        "did_type",
-    ),
+    "requirements-did-type-str": (lambda c: c.requirements("US", did_type="1"), "did_type"),
 }
 
 

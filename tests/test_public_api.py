@@ -25,6 +25,7 @@ EXPORTED = [
     "DidType",
     "Hold",
     "InvalidResponseError",
+    "Limiter",
     "NotFoundError",
     "NumberGroup",
     "PaymentRequiredError",

@@ -26,7 +26,7 @@ from twochat_async import (
     TwoChatSession,
     UnprocessableEntityError,
 )
-from twochat_async._transport import RateLimiter
+from twochat_async._limit import RateLimiter
 from twochat_async.testing import FakeGroup, FakeTwoChat, Reply
 
 RESERVE = "POST /open/numbers/reservations"

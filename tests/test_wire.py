@@ -216,7 +216,7 @@ def test_check_number_rejects_non_e164_strings(number: str) -> None:
         _wire.check_number(number)
 
 
-@pytest.mark.parametrize("value", [None, 12135551234, b"+12135551234"])
+@pytest.mark.parametrize("value", [12135551234, b"+12135551234"])
 def test_check_number_rejects_non_strings(value: object) -> None:
     """check_number raises ValueError for anything that is not a str."""
     with pytest.raises(ValueError, match=r"E\.164"):
@@ -281,12 +281,12 @@ def test_reservation_body_rejects_invalid_arguments(
 def test_decode_returns_the_json_object_of_a_success(status: int) -> None:
     """A 2xx JSON object is returned as a dict, unchanged."""
     payload = reservation_payload(**DETAILS)
-    assert payload == _wire.decode(status, {}, json.dumps(payload).encode())
+    assert payload == _wire.parse(status, {}, json.dumps(payload).encode())
 
 
 def test_decode_accepts_a_success_without_the_success_flag() -> None:
     """A 2xx object lacking "success" is still a success (extra/missing fields tolerated)."""
-    assert _wire.decode(200, {}, b'{"data": {"x": 1}}') == {"data": {"x": 1}}
+    assert _wire.parse(200, {}, b'{"data": {"x": 1}}') == {"data": {"x": 1}}
 
 
 # --- decode: the status table ---------------------------------------------------------
@@ -309,7 +309,7 @@ def test_decode_raises_the_class_of_each_documented_status(status: int, cls: typ
     """Each documented error status raises its class with .status, .message and .body."""
     body = error_body(f"problem {status}")
     with pytest.raises(APIError) as info:
-        _wire.decode(status, {}, body)
+        _wire.parse(status, {}, body)
     assert cls is type(info.value)
     assert status == info.value.status
     assert f"problem {status}" == info.value.message
@@ -320,7 +320,7 @@ def test_decode_raises_the_class_of_each_documented_status(status: int, cls: typ
 def test_decode_raises_server_error_for_5xx(status: int) -> None:
     """Every 5xx status raises ServerError carrying 2Chat's message."""
     with pytest.raises(ServerError) as info:
-        _wire.decode(status, {}, error_body("down"))
+        _wire.parse(status, {}, error_body("down"))
     assert ServerError is type(info.value)
     assert status == info.value.status
     assert info.value.message == "down"
@@ -330,7 +330,7 @@ def test_decode_raises_server_error_for_5xx(status: int) -> None:
 def test_decode_raises_plain_api_error_for_unmapped_statuses(status: int) -> None:
     """Error statuses without a class of their own raise a plain APIError."""
     with pytest.raises(APIError) as info:
-        _wire.decode(status, {}, error_body("busy"))
+        _wire.parse(status, {}, error_body("busy"))
     assert APIError is type(info.value)
     assert status == info.value.status
     assert info.value.message == "busy"
@@ -340,7 +340,7 @@ def test_decode_raises_plain_api_error_for_unmapped_statuses(status: int) -> Non
 def test_decode_raises_api_error_for_a_2xx_saying_success_false(status: int) -> None:
     """A 2xx whose body says "success": false is an APIError with that 2xx status."""
     with pytest.raises(APIError) as info:
-        _wire.decode(status, {}, error_body("no such group"))
+        _wire.parse(status, {}, error_body("no such group"))
     assert APIError is type(info.value)
     assert status == info.value.status
     assert info.value.message == "no such group"
@@ -349,7 +349,7 @@ def test_decode_raises_api_error_for_a_2xx_saying_success_false(status: int) -> 
 def test_decode_describes_an_error_without_error_message() -> None:
     """An error JSON body without error_message gets a message naming the status."""
     with pytest.raises(NotFoundError) as info:
-        _wire.decode(404, {}, b'{"success": false}')
+        _wire.parse(404, {}, b'{"success": false}')
     assert "404 Not Found" in info.value.message
     assert info.value.body == {"success": False}
 
@@ -359,7 +359,7 @@ def test_decode_ignores_a_blank_or_non_string_error_message(message: object) -> 
     """A blank or non-string error_message is replaced by a description of the status."""
     body = json.dumps({"success": False, "error_message": message}).encode()
     with pytest.raises(BadRequestError) as info:
-        _wire.decode(400, {}, body)
+        _wire.parse(400, {}, body)
     assert "400 Bad Request" in info.value.message
 
 
@@ -367,7 +367,7 @@ def test_decode_502_html_is_server_error_with_snippet() -> None:
     """A gateway's HTML 502 is a ServerError quoting the body; .body is the text snippet."""
     html = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
     with pytest.raises(ServerError) as info:
-        _wire.decode(502, {"Content-Type": "text/html"}, html)
+        _wire.parse(502, {"Content-Type": "text/html"}, html)
     assert info.value.status == 502
     assert "<h1>502 Bad Gateway</h1>" in info.value.message
     assert "502 Bad Gateway" in str(info.value)
@@ -377,7 +377,7 @@ def test_decode_502_html_is_server_error_with_snippet() -> None:
 def test_decode_error_with_empty_body_keeps_empty_snippet() -> None:
     """An error with an empty body is described by status; .body is an empty snippet."""
     with pytest.raises(ServerError) as info:
-        _wire.decode(503, {}, b"")
+        _wire.parse(503, {}, b"")
     assert "503 Service Unavailable" in info.value.message
     assert info.value.body == ""
 
@@ -386,7 +386,7 @@ def test_decode_redirect_is_an_api_error_about_redirects() -> None:
     """A 302 is an APIError whose message names the target and says redirects aren't followed."""
     headers = {"Location": "https://elsewhere.example/open"}
     with pytest.raises(APIError) as info:
-        _wire.decode(302, headers, b"")
+        _wire.parse(302, headers, b"")
     assert APIError is type(info.value)
     assert info.value.status == 302
     assert "redirect" in info.value.message
@@ -409,7 +409,7 @@ def test_decode_redirect_is_an_api_error_about_redirects() -> None:
 def test_decode_non_json_success_is_invalid_response(body: bytes, fragment: str) -> None:
     """A 2xx body that is not JSON raises InvalidResponseError with the status."""
     with pytest.raises(InvalidResponseError) as info:
-        _wire.decode(201, {}, body)
+        _wire.parse(201, {}, body)
     assert info.value.status == 201
     assert fragment in str(info.value)
     assert isinstance(info.value.body, str)
@@ -419,7 +419,7 @@ def test_decode_non_json_success_is_invalid_response(body: bytes, fragment: str)
 def test_decode_non_object_json_success_is_invalid_response(body: bytes) -> None:
     """A 2xx JSON value that is not an object raises InvalidResponseError with the status."""
     with pytest.raises(InvalidResponseError) as info:
-        _wire.decode(201, {}, body)
+        _wire.parse(201, {}, body)
     assert info.value.status == 201
     assert "not an object" in str(info.value)
     assert json.loads(body) == info.value.body
@@ -431,7 +431,7 @@ def test_decode_non_object_json_success_is_invalid_response(body: bytes) -> None
 def rate_limited(headers: Any) -> RateLimitError:
     """Decode a 429 with ``headers`` and return the RateLimitError raised."""
     with pytest.raises(RateLimitError) as info:
-        _wire.decode(429, headers, error_body("slow down"))
+        _wire.parse(429, headers, error_body("slow down"))
     return info.value
 
 
@@ -555,7 +555,7 @@ def test_snippet_replaces_invalid_utf8() -> None:
 def test_decode_error_message_uses_truncated_snippet() -> None:
     """A huge non-JSON error body is quoted only as a truncated snippet."""
     with pytest.raises(ServerError) as info:
-        _wire.decode(500, {}, b"E" * 10_000)
+        _wire.parse(500, {}, b"E" * 10_000)
     assert info.value.body == "E" * _wire.SNIPPET_CHARS + "…"
     assert "E" * (_wire.SNIPPET_CHARS + 1) not in info.value.message
 
@@ -578,7 +578,13 @@ def test_decode_reservation_builds_the_record_with_group_id() -> None:
         expires_at=datetime(2024, 1, 15, 11, 30, tzinfo=timezone.utc),
         group_id=GROUP,
     )
-    actual = _wire.decode_reservation(reservation_payload(**DETAILS), status=201, group_id=GROUP)
+    actual = _wire.decode(
+        reservation_payload(**DETAILS),
+        "$.data.reservation_details",
+        Reservation,
+        status=201,
+        group_id=GROUP,
+    )
     assert expected == actual
 
 
@@ -589,20 +595,27 @@ def test_decode_reservation_ignores_unknown_fields() -> None:
         "extra": 1,
         "data": {"other": [1], "reservation_details": {**DETAILS, "price": "3.50", "x": None}},
     }
-    reservation = _wire.decode_reservation(payload, status=201, group_id=GROUP)
+    reservation = _wire.decode(
+        payload, "$.data.reservation_details", Reservation, status=201, group_id=GROUP
+    )
     assert reservation.uuid == "reservation-uuid-here"
 
 
 def test_decode_reservation_group_id_is_the_one_asked_for() -> None:
     """The group asked for wins over a group_id 2Chat may send in the details."""
     payload = reservation_payload(**DETAILS, group_id="other-group")
-    assert _wire.decode_reservation(payload, status=201, group_id=GROUP).group_id == GROUP
+    assert (
+        _wire.decode(
+            payload, "$.data.reservation_details", Reservation, status=201, group_id=GROUP
+        ).group_id
+        == GROUP
+    )
 
 
 def test_decode_reservation_does_not_mutate_the_payload() -> None:
     """Filling in group_id leaves the caller's payload unchanged."""
     payload = reservation_payload(**DETAILS)
-    _wire.decode_reservation(payload, status=201, group_id=GROUP)
+    _wire.decode(payload, "$.data.reservation_details", Reservation, status=201, group_id=GROUP)
     assert reservation_payload(**DETAILS) == payload
 
 
@@ -638,7 +651,7 @@ def test_decode_reservation_invalid_payload_names_the_path(
 ) -> None:
     """A malformed reservation raises InvalidResponseError whose message names the JSON path."""
     with pytest.raises(InvalidResponseError) as info:
-        _wire.decode_reservation(payload, status=201, group_id=GROUP)
+        _wire.decode(payload, "$.data.reservation_details", Reservation, status=201, group_id=GROUP)
     assert info.value.status == 201
     assert path in str(info.value)
 
@@ -648,7 +661,7 @@ def test_decode_reservation_non_object_details_names_the_path(details: object) -
     """reservation_details that is not an object raises InvalidResponseError naming its path."""
     payload = {"success": True, "data": {"reservation_details": details}}
     with pytest.raises(InvalidResponseError) as info:
-        _wire.decode_reservation(payload, status=201, group_id=GROUP)
+        _wire.decode(payload, "$.data.reservation_details", Reservation, status=201, group_id=GROUP)
     assert info.value.status == 201
     assert "$.data.reservation_details" in str(info.value)
 

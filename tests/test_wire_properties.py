@@ -46,8 +46,10 @@ bodies = st.binary(max_size=300) | (json_values | envelopes).map(lambda v: json.
 
 def decode_reserve(status: int, head: dict[str, str], body: bytes) -> Any:
     """Decode an answer to reserve() as the session does."""
-    payload = _wire.decode(status, head, body)
-    return _wire.decode_reservation(payload, status=status, group_id="abc-123")
+    payload = _wire.parse(status, head, body)
+    return _wire.decode(
+        payload, "$.data.reservation_details", Reservation, status=status, group_id="abc-123"
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -72,7 +74,8 @@ def test_any_answer_to_a_list_decodes_to_records_or_our_error(
 ) -> None:
     """List Reservations, with its open shapes, also yields records or a TwoChatError."""
     try:
-        result = _wire.decode_reservations(_wire.decode(status, head, body), status=status)
+        payload = _wire.parse(status, head, body)
+        result = _wire.decode(payload, "$.data", list[Reservation], status=status)
     except TwoChatError:
         return
     assert all(isinstance(item, Reservation) for item in result)

@@ -17,8 +17,8 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._hold import Hold
+    from ._limit import Limiter
     from ._session import TwoChatSession
-    from ._transport import RateLimit
     from .errors import (
         APIConnectionError,
         APIError,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         DidType,
         NumberGroup,
         Purchase,
+        RateLimit,
         Region,
         Reservation,
     )
@@ -59,6 +60,7 @@ __all__ = [
     "DidType",
     "Hold",
     "InvalidResponseError",
+    "Limiter",
     "NotFoundError",
     "NumberGroup",
     "PaymentRequiredError",
@@ -90,12 +92,13 @@ _HOMES = {
     "DidType": "models",
     "Hold": "_hold",
     "InvalidResponseError": "errors",
+    "Limiter": "_limit",
     "NotFoundError": "errors",
     "NumberGroup": "models",
     "PaymentRequiredError": "errors",
     "PermissionDeniedError": "errors",
     "Purchase": "models",
-    "RateLimit": "_transport",
+    "RateLimit": "models",
     "RateLimitError": "errors",
     "Region": "models",
     "Reservation": "models",
