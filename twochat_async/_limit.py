@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from ._wire import DEFAULT_429_PAUSE, MAX_RETRY_AFTER
 from .models import RateLimit
 
+# The public names of this module; the package exports them (see __init__.py).
 __all__ = ["Limiter"]
 
 

@@ -30,6 +30,7 @@ from .models import (
     shown,
 )
 
+# The public names of this module; the package exports them (see __init__.py).
 __all__ = ["TwoChatSession"]
 
 DEFAULT_BASE_URL = "https://api.p.2chat.io"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# The public names of this module; the package exports them (see __init__.py).
 __all__ = [
     "APIConnectionError",
     "APIError",

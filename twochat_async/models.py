@@ -21,6 +21,7 @@ import cattrs
 from cattrs.errors import AttributeValidationNote
 from cattrs.gen import make_dict_structure_fn
 
+# The public names of this module; the package exports them (see __init__.py).
 __all__ = [
     "AccountInfo",
     "AvailableNumber",

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from ._catalogue import CITIES, DID_TYPES, REGIONS, REQUIREMENTS, FakeGroup, default_catalogue
 
-__all__ = ["FakeTwoChat", "Reply"]
+# The public names of this module; twochat_async.testing exports them.
+__all__ = ["FakeReservation", "FakeTwoChat", "Reply"]
 
 Handler = Callable[[web.Request], Any]
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
