@@ -14,7 +14,7 @@ import pytest
 from conftest import API_KEY
 
 from twochat_async import NotFoundError, TwoChatSession, UnprocessableEntityError
-from twochat_async.testing import FakeGroup, FakeTwoChat, Reply
+from twochat_async.testing import FakeGroup, FakeTwoChat, ManualClock, Reply
 
 RESERVATIONS = "/open/numbers/reservations"
 START = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
@@ -220,3 +220,24 @@ async def test_default_catalogue_has_the_documented_group(fake: FakeTwoChat) -> 
     """The seeded catalogue holds group abc-123 with the documented +12135551234."""
     assert fake.available("abc-123")[0] == "+12135551234"
     assert "abc-123" in fake.groups
+
+
+def test_manual_clock_stands_still_until_moved() -> None:
+    """ManualClock shows the time it was given until advanced or set; it refuses naive times."""
+    clock = ManualClock(START)
+    assert (clock(), clock()) == (START, START)
+    assert START + timedelta(minutes=90) == clock.advance(timedelta(minutes=90))
+    assert START + timedelta(minutes=90) == clock()
+    clock.now = START
+    assert clock() == START
+    assert repr(clock) == "<ManualClock 2024-01-15T10:30:00+00:00>"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        ManualClock(datetime(2024, 1, 15))
+
+
+def test_manual_clock_starts_at_the_current_time() -> None:
+    """Without a start, ManualClock shows the current time, aware and in UTC."""
+    before = datetime.now(timezone.utc)
+    shown = ManualClock()()
+    assert before <= shown <= datetime.now(timezone.utc)
+    assert timezone.utc == shown.tzinfo

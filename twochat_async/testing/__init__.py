@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 #: The modules whose ``__all__`` list this package's public names, cheapest first.
-_HOMES = ("_catalogue", "_fake")
+_HOMES = ("_clock", "_catalogue", "_fake")
 
 if TYPE_CHECKING:  # what type checkers read; at run time the same names come on first use
     from ._catalogue import *  # noqa: F403
+    from ._clock import *  # noqa: F403
     from ._fake import *  # noqa: F403
 else:
     from .._lazy import lazy_exports
