@@ -90,7 +90,15 @@ class Reply:
 
 @attrs.define
 class FakeReservation:
-    """A reservation as the fake keeps it."""
+    """A reservation as the fake keeps it, in `FakeTwoChat.reservations`.
+
+    Attributes:
+        uuid: The reservation's id.
+        number: The number it holds.
+        group_id: The group the number belongs to.
+        created_at: When it was made, by the fake's clock.
+        expires_at: When it stops holding the number, by the fake's clock.
+    """
 
     uuid: str
     number: str
