@@ -1,26 +1,36 @@
-"""Shared fixtures: a running FakeTwoChat, a session pointed at it, and aioresponses."""
+"""Shared fixtures and helpers: the fake and a session on it, servers, aioresponses, env."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import unittest.mock
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 
 from twochat_async import TwoChatSession
-from twochat_async.testing import FakeTwoChat
+from twochat_async.testing import FakeTwoChat, Reply
 
 # The SDK's own fixtures (twochat_fake, twochat_session), loaded here rather than through
 # their entry point so that coverage sees the package imported (see pyproject addopts).
 pytest_plugins = ["twochat_async.testing.pytest_plugin"]
 
+#: Long and varied, so that no 12-character piece of it occurs in a body by chance.
 API_KEY = "test-secret-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own TWOCHAT_* settings out of every test."""
+    monkeypatch.delenv("TWOCHAT_API_KEY", raising=False)
+    monkeypatch.delenv("TWOCHAT_BASE_URL", raising=False)
 
 
 @pytest.fixture
@@ -45,6 +55,42 @@ def fake(twochat_fake: FakeTwoChat) -> FakeTwoChat:
 def chat(twochat_session: TwoChatSession) -> TwoChatSession:
     """The plugin's session pointed at the fake (``twochat_session``), under a short name."""
     return twochat_session
+
+
+def envelope(message: str) -> dict[str, Any]:
+    """2Chat's documented error envelope around ``message``."""
+    return {"success": False, "error": True, "error_message": message}
+
+
+def refusal(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """A scripted error answer in 2Chat's envelope."""
+    return Reply(status, json=envelope(message), headers=headers or {})
+
+
+def free_port() -> int:
+    """Return a loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@asynccontextmanager
+async def serve(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve ``handler`` for every method and path on 127.0.0.1; yield the base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        await runner.cleanup()
 
 
 class _BridgedResponse(aiohttp.ClientResponse):
@@ -82,7 +128,7 @@ def fake_in_thread(api_key: str = API_KEY, **options: Any) -> Iterator[FakeTwoCh
     loop_box: list[asyncio.AbstractEventLoop] = []
     stop_box: list[asyncio.Event] = []
 
-    async def serve() -> None:
+    async def serve_fake() -> None:
         stop = asyncio.Event()
         loop_box.append(asyncio.get_running_loop())
         stop_box.append(stop)
@@ -90,7 +136,7 @@ def fake_in_thread(api_key: str = API_KEY, **options: Any) -> Iterator[FakeTwoCh
             started.set()
             await stop.wait()
 
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread = threading.Thread(target=asyncio.run, args=(serve_fake(),), daemon=True)
     thread.start()
     if not started.wait(timeout=10):
         raise RuntimeError("the fake did not start")

@@ -1,4 +1,4 @@
-"""The ``twochat`` command, run in-process through ``cli.main``."""
+"""The ``twochat`` command, run in-process through ``cli.main`` (and once as a process)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,348 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import API_KEY, fake_in_thread
 
 from twochat_async.cli import main
+from twochat_async.testing import FakeTwoChat
 
 ROOT = Path(__file__).resolve().parent.parent
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UNKNOWN_UUID = "123e4567-e89b-12d3-a456-426614174000"
 
 
-@pytest.fixture(autouse=True)
-def no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the developer's own TWOCHAT_* settings out of every test."""
-    monkeypatch.delenv("TWOCHAT_API_KEY", raising=False)
-    monkeypatch.delenv("TWOCHAT_BASE_URL", raising=False)
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwoChat]:
+    """A FakeTwoChat outliving single main() calls, with TWOCHAT_API_KEY set to its key."""
+    monkeypatch.setenv("TWOCHAT_API_KEY", API_KEY)
+    with fake_in_thread() as fake:
+        yield fake
+
+
+def run_ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run the command, check it exits 0 with nothing on stderr, and return stdout."""
+    assert main(list(argv)) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return captured.out
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """Run the command with --json and return the one JSON value it printed."""
+    return json.loads(run_ok(capsys, "--json", *argv))
+
+
+def table(out: str) -> list[list[str]]:
+    """Split a printed table into rows of cells (cells are separated by 2+ spaces)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()]
 
 
 def rows(out: str) -> dict[str, str]:
-    """Parse the human output, one ``label value`` pair a line."""
+    """Parse ``label value`` output, one pair a line."""
     return dict(line.split(None, 1) for line in out.splitlines())
+
+
+def test_regions_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`regions US` prints a table of the US regions, California among them."""
+    lines = table(run_ok(capsys, "--fake", "regions", "us"))
+    assert lines[0] == ["id", "name", "country"]
+    assert ["123", "California", "US"] in lines[1:]
+    assert all(line[2] == "US" for line in lines[1:])
+    assert "Ontario" not in {line[1] for line in lines}
+
+
+def test_cities_of_a_region(capsys: pytest.CaptureFixture[str]) -> None:
+    """`cities US --region-id 123` lists only the cities of California."""
+    lines = table(run_ok(capsys, "--fake", "cities", "US", "--region-id", "123"))
+    assert lines == [
+        ["id", "name", "country"],
+        ["456", "Los Angeles", "US"],
+        ["457", "San Francisco", "US"],
+    ]
+
+
+def test_cities_without_region_lists_the_whole_country(capsys: pytest.CaptureFixture[str]) -> None:
+    """`cities US` without --region-id includes cities of every US region."""
+    names = [line[1] for line in table(run_ok(capsys, "--fake", "cities", "US"))[1:]]
+    assert names == ["Los Angeles", "San Francisco", "New York City"]
+
+
+def test_did_types(capsys: pytest.CaptureFixture[str]) -> None:
+    """`did-types` prints id and name of every DID type."""
+    lines = table(run_ok(capsys, "--fake", "did-types"))
+    assert lines[0] == ["id", "name"]
+    assert {line[1] for line in lines[1:]} == {
+        "local",
+        "mobile",
+        "tollfree",
+        "national",
+        "global",
+        "sharedcost",
+    }
+    assert ["1", "local"] in lines
+
+
+def test_groups_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`groups US --did-type local` lists the local US groups with their prices."""
+    lines = table(run_ok(capsys, "--fake", "groups", "US", "--did-type", "local"))
+    header = lines[0]
+    assert header[:3] == ["id", "prefix", "location"]
+    by_id = {line[0]: dict(zip(header, line, strict=True)) for line in lines[1:]}
+    assert sorted(by_id) == ["abc-123", "nyc-212"]
+    assert by_id["abc-123"]["location"] == "Los Angeles"
+    assert by_id["abc-123"]["monthly_price"] == "3.50"
+    assert by_id["abc-123"]["allow_number_selection"] == "yes"
+
+
+def test_groups_json_keeps_prices_as_strings(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json groups` prints a list of group objects with exact decimal-string prices."""
+    data = run_json(capsys, "--fake", "groups", "US", "--did-type", "local")
+    assert isinstance(data, list)
+    group = next(g for g in data if g["id"] == "abc-123")
+    assert group == {
+        "id": "abc-123",
+        "prefix": "+1 (213)",
+        "location": "Los Angeles",
+        "setup_price": "0.00",
+        "monthly_price": "3.50",
+        "type": "local",
+        "requirements": [],
+        "allow_number_selection": True,
+        "is_eligible_for_free_number": False,
+        "features": ["sms_in", "sms_out", "voice", "whatsapp_business"],
+    }
+    assert {g["type"] for g in data} == {"local"}
+
+
+def test_groups_filters_reach_the_fake(capsys: pytest.CaptureFixture[str]) -> None:
+    """--did-type tollfree, --region-id and --city narrow the groups listed."""
+    assert [
+        g["id"] for g in run_json(capsys, "--fake", "groups", "US", "--did-type", "tollfree")
+    ] == ["tf-800"]
+    assert [g["id"] for g in run_json(capsys, "--fake", "groups", "US", "--region-id", "124")] == [
+        "nyc-212"
+    ]
+    assert [g["id"] for g in run_json(capsys, "--fake", "groups", "US", "--city", "los")] == [
+        "abc-123"
+    ]
+
+
+def test_available_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    """`available abc-123 --contains 555` lists the group's numbers, id and number."""
+    lines = table(run_ok(capsys, "--fake", "available", "abc-123", "--contains", "555"))
+    assert lines[0] == ["id", "number"]
+    numbers = [line[1] for line in lines[1:]]
+    assert numbers[0] == "+12135551234"
+    assert len(numbers) == 11
+    assert all("555" in number for number in numbers)
+
+
+def test_available_contains_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    """--contains keeps only the numbers holding those digits."""
+    data = run_json(capsys, "--fake", "available", "abc-123", "--contains", "1240")
+    assert data == [{"id": "did-12135551240", "number": "+12135551240"}]
+
+
+def test_requirements(capsys: pytest.CaptureFixture[str]) -> None:
+    """`requirements DE` prints one row per requirement, columns from their keys."""
+    lines = table(run_ok(capsys, "--fake", "requirements", "DE"))
+    assert lines[0][:3] == ["id", "type", "description"]
+    assert [line[0] for line in lines[1:]] == ["req-de-address", "req-de-identity", "req-de-mobile"]
+
+
+def test_requirements_json_by_did_type(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json requirements DE --did-type 2` keeps the free-form objects of that type only."""
+    data = run_json(capsys, "--fake", "requirements", "DE", "--did-type", "2")
+    assert data == [
+        {
+            "id": "req-de-mobile",
+            "type": "identity",
+            "description": "Proof of identity",
+            "documents": ["id_card"],
+        }
+    ]
+
+
+def test_reservations_empty_in_a_fresh_fake(capsys: pytest.CaptureFixture[str]) -> None:
+    """`reservations` on a fresh fake prints (none); with --json, an empty list."""
+    assert run_ok(capsys, "--fake", "reservations") == "(none)\n"
+    assert run_json(capsys, "--fake", "reservations") == []
+
+
+def test_reservations_lists_what_was_reserved(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """`reservations` shows reservations made by an earlier run, as a table and as JSON."""
+    base = ["--base-url", served.base_url]
+    made = run_json(capsys, *base, "reserve", "abc-123", "--number", "+12135551237")
+    lines = table(run_ok(capsys, *base, "reservations"))
+    assert lines[0][:2] == ["uuid", "number"]
+    assert [line[:2] for line in lines[1:]] == [[made["uuid"], "+12135551237"]]
+    data = run_json(capsys, *base, "reservations")
+    assert len(data) == 1
+    assert sorted(data[0]) == ["created_at", "expires_at", "group_id", "number", "uuid"]
+    assert (data[0]["uuid"], data[0]["number"]) == (made["uuid"], "+12135551237")
+    assert data[0]["expires_at"] == made["expires_at"]
+    assert data[0]["expires_at"].endswith("Z")
+
+
+def test_reserve_then_cancel_across_two_runs(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """`cancel UUID` cancels a reservation made by an earlier run on the same server."""
+    base = ["--base-url", served.base_url]
+    uuid = run_json(capsys, *base, "reserve", "abc-123")["uuid"]
+    assert [r.uuid for r in served.active_reservations()] == [uuid]
+    out = run_ok(capsys, *base, "cancel", uuid)
+    assert out == f"Cancelled reservation {uuid}\n"
+    assert served.active_reservations() == []
+    assert served.calls[f"DELETE /open/numbers/reservations/{uuid}"] == 1
+    assert all(r["headers"]["X-User-API-Key"] == API_KEY for r in served.requests)
+
+
+def test_cancel_unknown_uuid_exits_1(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """`cancel` of a uuid the server does not know exits 1 with NotFoundError on stderr."""
+    assert main(["--base-url", served.base_url, "cancel", UNKNOWN_UUID]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"twochat: NotFoundError: HTTP 404: Reservation {UNKNOWN_UUID} not found\n"
+    )
+
+
+def test_cancel_in_a_fresh_fake_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--fake cancel` has no reservation from earlier runs to cancel: NotFoundError, exit 1."""
+    assert main(["--fake", "cancel", UNKNOWN_UUID]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("twochat: NotFoundError: HTTP 404")
+    assert len(captured.err.splitlines()) == 1
+
+
+def test_purchase_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    """`purchase abc-123 --number N` prints group, number and 2Chat's details."""
+    shown = rows(run_ok(capsys, "--fake", "purchase", "abc-123", "--number", "+12135551236"))
+    assert list(shown) == ["group_id", "number", "details"]
+    assert (shown["group_id"], shown["number"]) == ("abc-123", "+12135551236")
+    assert json.loads(shown["details"])["data"] == {"number": "+12135551236", "group_id": "abc-123"}
+
+
+def test_purchase_a_reserved_number_across_runs(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """Reserving then `--json purchase --number` of it buys that number on the server."""
+    base = ["--base-url", served.base_url]
+    number = run_json(capsys, *base, "reserve", "nyc-212")["number"]
+    data = run_json(capsys, *base, "purchase", "nyc-212", "--number", number)
+    assert (data["group_id"], data["number"]) == ("nyc-212", number)
+    assert served.sold == {number: "nyc-212"}
+    assert served.active_reservations() == []
+
+
+def test_info(capsys: pytest.CaptureFixture[str]) -> None:
+    """`info` prints the account, its rate limit and usage as label/value lines."""
+    shown = rows(run_ok(capsys, "--fake", "info"))
+    assert shown["name"] == "Fake Account (ACCfake)"
+    assert shown["requests_per_minute"] == "80"
+    assert shown["on_trial"] == "no"
+    assert shown["api_request_count"] == "1"
+
+
+def test_info_json_counts_requests(capsys: pytest.CaptureFixture[str], served: FakeTwoChat) -> None:
+    """`--json info` prints one object with the account fields and the request count."""
+    base = ["--base-url", served.base_url]
+    run_ok(capsys, *base, "did-types")
+    run_ok(capsys, *base, "regions", "US")
+    data = run_json(capsys, *base, "info")
+    assert sorted(data) == [
+        "api_request_count",
+        "blocked",
+        "created_at",
+        "expires_at",
+        "max_api_request_count",
+        "max_number_check_count",
+        "name",
+        "number_check_count",
+        "on_trial",
+        "requests_per_minute",
+        "uuid",
+    ]
+    assert data["uuid"] == "ACCfake"
+    assert data["on_trial"] is False
+    assert data["requests_per_minute"] == 80
+    assert data["api_request_count"] == 3
+    assert data["created_at"] == "2022-04-21T21:55:37Z"
+
+
+def test_demo_walks_the_flow_and_leaves_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--fake demo` prints the four steps and ends with 0 active reservations."""
+    lines = run_ok(capsys, "--fake", "demo").splitlines()
+    assert [line[:3] for line in lines] == ["1. ", "2. ", "3. ", "4. "]
+    assert "abc-123" in lines[0]
+    assert "3.50/month" in lines[0]
+    assert re.fullmatch(rf"2\. Reserved \+12135551234 as {UUID.pattern}\.", lines[1])
+    assert "expires at" in lines[2]
+    assert "(in 59m" in lines[2] or "(in 1h 00m)" in lines[2]
+    assert lines[3] == "4. Cancelled it; 0 active reservation(s) left."
+
+
+def test_demo_against_a_server_cancels_what_it_reserved(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """`demo` reserves one number and cancels it: the server is left with no reservation."""
+    lines = run_ok(capsys, "--base-url", served.base_url, "demo").splitlines()
+    assert len(lines) == 4
+    assert served.calls["POST /open/numbers/reservations"] == 1
+    assert sum(n for call, n in served.calls.items() if call.startswith("DELETE ")) == 1
+    assert served.active_reservations() == []
+    assert served.sold == {}
+
+
+def test_demo_in_a_country_without_local_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo CA` says there is no local group and reserves nothing."""
+    assert run_ok(capsys, "--fake", "demo", "CA") == "No local number groups in CA.\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["groups", "XX1"], "twochat: error: country must be an ISO 3166 alpha-2 code"),
+        (["groups", "US", "--did-type", "bogus"], "twochat: error: did_type must be one of"),
+        (["regions", "U5"], "twochat: error: country must be an ISO 3166 alpha-2 code"),
+        (["available", "abc-123", "--contains", "5a5"], "twochat: error: number_contains"),
+        (["purchase", "abc-123", "--number", "2135551234"], "twochat: error: number must be"),
+        (
+            ["reserve", "abc-123", "--number", "12135551234"],
+            "twochat: error: number must be an E.164 phone number",
+        ),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """A bad argument exits 2 with one stderr line, no traceback, nothing on stdout."""
+    assert main(["--fake", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    assert captured.err.startswith(message)
+    assert "Traceback" not in captured.err
+
+
+def test_no_selection_group_refuses_a_chosen_number(capsys: pytest.CaptureFixture[str]) -> None:
+    """`available tf-800` fails with 2Chat's 406 as an APIError, exit 1."""
+    assert main(["--fake", "available", "tf-800"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "twochat: APIError: HTTP 406: Number group tf-800 does not allow number selection\n"
+    )
 
 
 def test_fake_reserve_prints_the_reservation(capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,16 +384,6 @@ def test_fake_json_reserve_prints_one_json_object(capsys: pytest.CaptureFixture[
     assert created.tzinfo == timezone.utc
     assert expires - created == timedelta(hours=1)
     assert captured.err == ""
-
-
-def test_bad_number_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    """A number not in E.164 exits 2 with one line on stderr and no traceback."""
-    assert main(["--fake", "reserve", "abc-123", "--number", "12135551234"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert len(captured.err.splitlines()) == 1
-    assert captured.err.startswith("twochat: error: number must be an E.164 phone number")
-    assert "Traceback" not in captured.err
 
 
 def test_unknown_group_exits_1_naming_the_error(capsys: pytest.CaptureFixture[str]) -> None:

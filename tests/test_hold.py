@@ -1,4 +1,4 @@
-"""``TwoChatSession.hold()``: every way out of the block, checked against the fake's state."""
+"""``Hold``: every way out of the block, checked against the fake's state."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import API_KEY
+from conftest import API_KEY, refusal
 
 from twochat_async import (
     APIConnectionError,
@@ -33,11 +33,6 @@ RESERVE = "POST /open/numbers/reservations"
 def deletes(fake: FakeTwoChat) -> list[str]:
     """Return the paths of every DELETE the fake received, in order."""
     return [r["path"] for r in fake.requests if r["method"] == "DELETE"]
-
-
-def error_reply(status: int, message: str) -> Reply:
-    """A scripted answer in 2Chat's error envelope."""
-    return Reply(status, json={"success": False, "error": True, "error_message": message})
 
 
 async def test_normal_exit_without_purchase_cancels_once(
@@ -195,7 +190,7 @@ async def test_refused_purchase_goes_back_to_held_and_exit_cancels(
 
     async def flow() -> None:
         async with hold:
-            fake.script(error_reply(422, "number not available"))
+            fake.script(refusal(422, "number not available"))
             try:
                 await hold.purchase()
             finally:
@@ -215,7 +210,7 @@ async def test_purchase_may_be_tried_again_after_a_refusal(
 ) -> None:
     """After a refused purchase, purchase() sends a new request, and a success is kept."""
     async with chat.hold("abc-123") as hold:
-        fake.script(error_reply(402, "credits exhausted"))
+        fake.script(refusal(402, "credits exhausted"))
         with pytest.raises(PaymentRequiredError):
             await hold.purchase()
         bought = await hold.purchase()
@@ -282,7 +277,7 @@ async def test_failed_cancel_is_logged_without_the_key_and_does_not_replace_the_
 
     async def flow() -> None:
         async with chat.hold("abc-123") as hold:
-            fake.script(error_reply(500, f"database down for key {API_KEY}"))
+            fake.script(refusal(500, f"database down for key {API_KEY}"))
             raise ValueError(hold.reservation.uuid)
 
     with pytest.raises(ValueError, match="-") as info:
@@ -309,7 +304,7 @@ async def test_failed_cancel_on_normal_exit_is_logged_not_raised(
     """A failing DELETE after a normal exit is logged at WARNING and the block ends quietly."""
     caplog.set_level(logging.WARNING, logger="twochat_async")
     async with chat.hold("abc-123") as hold:
-        fake.script(error_reply(500, "internal error"))
+        fake.script(refusal(500, "internal error"))
     assert len(deletes(fake)) == 1
     (record,) = [r for r in caplog.records if r.name == "twochat_async"]
     assert record.levelno == logging.WARNING
@@ -482,7 +477,7 @@ async def test_concurrent_purchases_share_one_failure(
 ) -> None:
     """When the shared POST is refused, every concurrent caller gets the same exception."""
     async with chat.hold("abc-123") as hold:
-        fake.script(error_reply(422, "number not available"))
+        fake.script(refusal(422, "number not available"))
         first, second = await asyncio.gather(
             hold.purchase(), hold.purchase(), return_exceptions=True
         )
@@ -521,7 +516,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_purchase_for_the_others(
     [
         pytest.param(Reply(handle=True, fault="drop"), APIConnectionError, True, id="dropped"),
         pytest.param(Reply(fault="hang"), APITimeoutError, False, id="timeout"),
-        pytest.param(error_reply(503, "try later"), ServerError, False, id="server-error"),
+        pytest.param(refusal(503, "try later"), ServerError, False, id="server-error"),
         pytest.param(
             Reply(201, body=b"{", handle=True), InvalidResponseError, True, id="undecodable"
         ),

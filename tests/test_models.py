@@ -1,15 +1,26 @@
-"""Tests of the records, the timestamp parser and the one cattrs converter."""
+"""The records, RateLimit's checks, the timestamp parser and the one cattrs converter."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import cattrs
 import pytest
 
-from twochat_async.models import Reservation, _parse_datetime_fallback, converter, parse_datetime
+from twochat_async.models import (
+    SNIPPET_CHARS,
+    RateLimit,
+    Reservation,
+    _parse_datetime_fallback,
+    converter,
+    finite,
+    parse_datetime,
+    shown,
+)
 
 UTC = timezone.utc
 CREATED = datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
@@ -314,3 +325,86 @@ def test_datetime_hook_refuses_non_strings(value: object) -> None:
 def test_datetime_hook_parses_strings() -> None:
     """The converter turns an ISO 8601 string into an aware UTC datetime."""
     assert converter.structure("2024-01-15T10:30:00Z", datetime) == CREATED
+
+
+@pytest.mark.parametrize("value", [{"type": "address"}, {}])
+def test_mapping_hook_keeps_objects_as_they_are(value: dict[str, Any]) -> None:
+    """A free-form object (a requirement) is kept as the very dict 2Chat sent."""
+    assert converter.structure(value, Mapping[str, Any]) is value
+
+
+@pytest.mark.parametrize("value", [["address"], "address", None])
+def test_mapping_hook_refuses_what_is_not_an_object(value: object) -> None:
+    """A free-form field that is not a JSON object raises TypeError."""
+    with pytest.raises(TypeError, match="expected an object"):
+        converter.structure(value, Mapping[str, Any])
+
+
+# --- RateLimit ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (80, RateLimit(80.0, burst=1)),
+        (1 / 60, RateLimit(1 / 60)),
+        (RateLimit(60, burst=5), RateLimit(60, burst=5)),
+        (RateLimit(60, burst=1_000_000), RateLimit(60, burst=1_000_000)),
+    ],
+    ids=["a-number", "one-an-hour", "a-rate-limit", "the-largest-burst"],
+)
+def test_rate_limit_of_a_number_or_a_rate_limit(value: Any, expected: RateLimit) -> None:
+    """RateLimit.of() takes requests per minute (burst 1) or a RateLimit as it is."""
+    assert expected == RateLimit.of(value)
+
+
+@pytest.mark.parametrize(
+    "per_minute",
+    [0, -5, float("nan"), float("inf"), "fast", True, None, 1e-300, 5e-324, 0.01, 10**400],
+    ids=["0", "-5", "nan", "inf", "fast", "True", "None", "1e-300", "5e-324", "0.01", "10**400"],
+)
+def test_rate_limit_per_minute_must_be_finite_and_at_least_one_an_hour(per_minute: Any) -> None:
+    """per_minute below 1/60, not a number or past a float's range: ValueError, no overflow."""
+    with pytest.raises(ValueError, match=r"^per_minute must be a finite number of at least 1/60"):
+        RateLimit.of(per_minute)
+
+
+@pytest.mark.parametrize(
+    "burst",
+    [0, -1, 1.5, True, "5", 1_000_001, 10**400],
+    ids=["0", "-1", "1.5", "True", "'5'", "1_000_001", "10**400"],
+)
+def test_rate_limit_burst_must_be_an_int_from_1_to_a_million(burst: Any) -> None:
+    """burst out of 1 to 1,000,000, or not an int: ValueError, never OverflowError."""
+    with pytest.raises(ValueError, match=r"^burst must be an int from 1 to 1,000,000"):
+        RateLimit(60, burst=burst)
+
+
+# --- the helpers of error messages ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (80, 80.0),
+        (1.5, 1.5),
+        (10**300, 1e300),
+        (10**400, None),
+        (float("inf"), None),
+        (float("nan"), None),
+        (True, None),
+        ("80", None),
+        (None, None),
+    ],
+    ids=repr,
+)
+def test_finite_reads_finite_numbers_and_never_overflows(value: object, expected: object) -> None:
+    """finite() gives a float for finite ints and floats, None for the rest, no OverflowError."""
+    assert expected == finite(value)
+
+
+def test_shown_cuts_long_values_and_survives_unprintable_ints() -> None:
+    """shown() keeps messages short, even for an int too long for repr()."""
+    assert shown("abc") == "'abc'"
+    assert shown("x" * 10_000) == "'" + "x" * (SNIPPET_CHARS - 1) + "…"
+    assert shown(10**5000) == "<int too long to show>"

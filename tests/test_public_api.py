@@ -1,137 +1,131 @@
-"""Pins the public surface of twochat_async: its names, docstrings and version."""
+"""The public surface: each name written once in its home's __all__, served on first use.
+
+The package and twochat_async.testing name their home modules (``_HOMES``); each public
+name is listed in its home's ``__all__`` only. These tests check that what users import,
+what type checkers read and what ``__all__`` says are the same, and documented.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.metadata
 import inspect
-import re
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import twochat_async
-from twochat_async import _version
+import twochat_async.testing
 
-EXPORTED = [
-    "APIConnectionError",
-    "APIError",
-    "APITimeoutError",
-    "AccountInfo",
-    "AuthenticationError",
-    "AvailableNumber",
-    "BadRequestError",
-    "City",
-    "ConflictError",
-    "DidType",
-    "Hold",
-    "InvalidResponseError",
-    "NotFoundError",
-    "NumberGroup",
-    "PaymentRequiredError",
-    "PermissionDeniedError",
-    "Purchase",
-    "RateLimit",
-    "RateLimitError",
-    "Region",
-    "Reservation",
-    "ServerError",
-    "TwoChatError",
-    "TwoChatSession",
-    "UnprocessableEntityError",
-    "__version__",
-]
-
-OBJECTS = [name for name in EXPORTED if name != "__version__"]
+PACKAGES = [twochat_async, twochat_async.testing]
+#: Helpers the SDK uses inside that are not part of its surface.
+INTERNAL = {"converter", "parse_datetime", "error_class", "STATUS_ERRORS", "RateLimiter"}
 
 
-def test_all_is_pinned() -> None:
-    """twochat_async.__all__ is exactly the reviewed list of public names."""
-    assert twochat_async.__all__ == EXPORTED
+def homes(package: ModuleType) -> list[ModuleType]:
+    """The modules whose ``__all__`` make ``package``'s public names."""
+    return [importlib.import_module(f".{home}", package.__name__) for home in package._HOMES]
 
 
-def test_all_is_sorted() -> None:
-    """__all__ is kept sorted, so additions show up in review."""
-    assert sorted(twochat_async.__all__) == twochat_async.__all__
+def exported(package: ModuleType) -> list[tuple[str, object]]:
+    """Every public name of ``package`` with its object."""
+    return [(name, getattr(package, name)) for name in package.__all__]
 
 
-@pytest.mark.parametrize("name", EXPORTED)
-def test_every_public_name_is_importable(name: str) -> None:
-    """Every name in __all__ can be imported from twochat_async."""
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_all_is_the_union_of_the_homes_lists(package: ModuleType) -> None:
+    """__all__ is every home's __all__, sorted, with no name in two homes."""
+    names = [name for home in homes(package) for name in home.__all__]
+    assert len(set(names)) == len(names)
+    assert sorted(names) == package.__all__
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_type_checkers_read_the_same_homes(package: ModuleType) -> None:
+    """The star imports under TYPE_CHECKING in __init__.py are exactly of _HOMES."""
+    tree = ast.parse(Path(package.__file__ or "").read_text(encoding="utf-8"))
+    (block,) = [node for node in tree.body if isinstance(node, ast.If)]
+    starred = {
+        node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and [a.name for a in node.names] == ["*"]
+    }
+    assert set(package._HOMES) == starred
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_each_home_exports_only_what_it_defines(package: ModuleType) -> None:
+    """A home's __all__ names its own classes and functions, never one it imported."""
+    for home in homes(package):
+        for name in home.__all__:
+            value = getattr(home, name)
+            if inspect.isclass(value) or inspect.isfunction(value):
+                assert home.__name__ == value.__module__, f"{home.__name__}.{name}"
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_every_public_class_of_the_homes_is_exported(package: ModuleType) -> None:
+    """No class a user meets is left out of __all__, and no internal helper is in it."""
+    defined = {
+        name
+        for home in homes(package)
+        for name, value in vars(home).items()
+        if inspect.isclass(value) and value.__module__ == home.__name__ and name[0] != "_"
+    }
+    assert set() == defined - set(package.__all__) - INTERNAL
+    assert set() == INTERNAL & set(package.__all__)
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_every_public_name_imports_as_the_homes_object(package: ModuleType) -> None:
+    """`from package import *` binds exactly __all__, each the object its home defines."""
     namespace: dict[str, object] = {}
-    exec(f"from twochat_async import {name}", namespace)  # noqa: S102 - fixed, trusted names
-    assert getattr(twochat_async, name) is namespace[name]
+    exec(f"from {package.__name__} import *", namespace)  # noqa: S102 - fixed, trusted import
+    del namespace["__builtins__"]
+    by_home = {name: getattr(home, name) for home in homes(package) for name in home.__all__}
+    assert by_home == namespace
+    assert set(package.__all__) <= set(dir(package))
 
 
-def test_star_import_gives_exactly_all() -> None:
-    """from twochat_async import * binds exactly the names of __all__."""
-    namespace: dict[str, object] = {}
-    exec("from twochat_async import *", namespace)  # noqa: S102 - fixed, trusted import
-    assert sorted(name for name in namespace if name != "__builtins__") == EXPORTED
+def test_importing_the_package_imports_no_home_until_a_name_is_used() -> None:
+    """Names are imported on first use; an unknown one is an AttributeError naming it."""
+    code = (
+        "import sys, twochat_async\n"
+        "print(sorted(m for m in sys.modules if m.startswith('twochat_async.')))\n"
+        "twochat_async.APIError\n"
+        "print(sorted(m for m in sys.modules if m.startswith('twochat_async.')))\n"
+        "try:\n"
+        "    twochat_async.Nope\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == [
+        "['twochat_async._lazy']",
+        "['twochat_async._lazy', 'twochat_async._version', 'twochat_async.errors']",
+        "module 'twochat_async' has no attribute 'Nope'",
+    ]
 
 
-def test_public_objects_come_from_the_package() -> None:
-    """Every exported object is defined inside twochat_async, not re-exported from elsewhere."""
-    modules = {getattr(twochat_async, name).__module__ for name in OBJECTS}
-    assert all(module.startswith("twochat_async.") for module in modules)
-
-
-def test_package_has_a_docstring() -> None:
+def test_the_package_has_a_docstring() -> None:
     """The package itself has a docstring."""
     assert (twochat_async.__doc__ or "").strip()
 
 
-@pytest.mark.parametrize("name", OBJECTS)
-def test_every_public_name_has_a_docstring(name: str) -> None:
-    """Every exported class has its own, non-empty docstring."""
-    assert (getattr(twochat_async, name).__doc__ or "").strip()
-
-
-def public_members() -> list[tuple[str, str, object]]:
-    """List the public methods and properties defined on each exported class."""
-    members = []
-    for name in OBJECTS:
-        cls = getattr(twochat_async, name)
-        for attr, value in vars(cls).items():
-            if attr.startswith("_"):
-                continue
-            if inspect.isfunction(value) or isinstance(value, property):
-                members.append((name, attr, value))
-    return members
-
-
 @pytest.mark.parametrize(
-    ("owner", "attr", "member"), public_members(), ids=lambda v: v if isinstance(v, str) else ""
+    ("name", "value"),
+    [pair for package in PACKAGES for pair in exported(package) if pair[0] != "__version__"],
+    ids=lambda v: v if isinstance(v, str) else "",
 )
-def test_every_public_method_has_a_docstring(owner: str, attr: str, member: object) -> None:
-    """Every public method and property of an exported class has a docstring."""
-    assert (inspect.getdoc(member) or "").strip(), f"{owner}.{attr}"
-
-
-def test_public_methods_are_found() -> None:
-    """The docstring check above covers the session's and the record's methods."""
-    found = {f"{owner}.{attr}" for owner, attr, _ in public_members()}
-    expected = {
-        "TwoChatSession.reserve",
-        "TwoChatSession.close",
-        "TwoChatSession.base_url",
-        "TwoChatSession.closed",
-        "Reservation.expires_in",
-        "Reservation.is_expired",
-    }
-    assert expected <= found
-
-
-def test_version_comes_from_version_module() -> None:
-    """twochat_async.__version__ is the one defined in _version.py."""
-    assert _version.__version__ == twochat_async.__version__
-
-
-def test_version_module_is_the_single_source() -> None:
-    """_version.py's literal is the version string the package reports."""
-    text = Path(_version.__file__).read_text(encoding="utf-8")
-    match = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
-    assert match is not None
-    assert match.group(1) == twochat_async.__version__
+def test_every_public_object_has_a_docstring(name: str, value: object) -> None:
+    """Every exported class and function is documented (members: test_reference.py)."""
+    assert (inspect.getdoc(value) or "").strip(), name
 
 
 def test_version_matches_installed_metadata() -> None:

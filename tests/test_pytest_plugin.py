@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import subprocess
-import sys
 
 import pytest
 
@@ -22,17 +20,24 @@ def test_plugin_is_registered_as_a_pytest11_entry_point() -> None:
     )
 
 
-def test_loading_the_plugin_imports_neither_aiohttp_nor_cattrs() -> None:
-    """A pytest run that uses no fixture of ours does not pay for importing the SDK."""
-    code = (
-        "import sys, twochat_async.testing.pytest_plugin; "
-        "print(sorted(m for m in ('aiohttp', 'cattrs', 'twochat_async._session') "
-        "if m in sys.modules))"
+def test_a_pytest_run_that_uses_no_fixture_imports_nothing_heavy(pytester: pytest.Pytester) -> None:
+    """Every pytest run of a project with the package installed loads the plugin: cheaply.
+
+    The plugin comes in through its entry point, as in a user's project; neither aiohttp,
+    cattrs nor the SDK's modules are imported by it (lazy public names, __init__.py).
+    """
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_nothing_heavy():
+            assert "twochat_async.testing.pytest_plugin" in sys.modules
+            heavy = ("aiohttp", "cattrs", "twochat_async.models", "twochat_async._session")
+            assert [m for m in heavy if m in sys.modules] == []
+        """
     )
-    result = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_sdk_suite_uses_the_plugin_fixtures(fake: FakeTwoChat, chat: TwoChatSession) -> None:

@@ -13,17 +13,18 @@ import attrs
 import pytest
 
 import twochat_async
-from twochat_async.testing import FakeTwoChat, Reply
+import twochat_async.testing
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
-#: Every class the API reference documents: the package's public classes and the fake.
+#: Every class the API reference documents: the public classes of the package and of
+#: twochat_async.testing.
 CLASSES = sorted(
     {
         value
-        for value in (getattr(twochat_async, name) for name in twochat_async.__all__)
+        for package in (twochat_async, twochat_async.testing)
+        for value in (getattr(package, name) for name in package.__all__)
         if inspect.isclass(value)
-    }
-    | {FakeTwoChat, Reply},
+    },
     key=lambda cls: cls.__name__,
 )
 SECTION = re.compile(r"^(\w[\w ]*):$")

@@ -1,597 +1,326 @@
-"""TwoChatSession end to end, over real HTTP on 127.0.0.1 against FakeTwoChat."""
+"""TwoChatSession: its arguments, the exact request of each method, each method end to end.
+
+Request shapes are pinned with aioresponses (no server); behaviour runs over real HTTP on
+127.0.0.1 against FakeTwoChat.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import API_KEY
+from conftest import API_KEY, BridgedAioresponses
+from yarl import URL
 
 from twochat_async import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConflictError,
-    InvalidResponseError,
-    NotFoundError,
-    PaymentRequiredError,
-    PermissionDeniedError,
-    RateLimitError,
+    AccountInfo,
+    AvailableNumber,
+    City,
+    DidType,
+    Purchase,
+    RateLimit,
+    Region,
     Reservation,
-    ServerError,
     TwoChatError,
     TwoChatSession,
-    UnprocessableEntityError,
 )
-from twochat_async._transport import MAX_RESPONSE_BYTES
-from twochat_async.testing import FakeGroup, FakeReservation, FakeTwoChat, Reply
+from twochat_async.testing import FakeReservation, FakeTwoChat, ManualClock
 
-FIXED_NOW = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
+BASE = "https://api.p.2chat.io"
+ANY_URL = re.compile(r"https?://.*")
+RESERVATIONS = f"{BASE}/open/numbers/reservations"
+PURCHASE = f"{BASE}/open/numbers/purchase"
+T0 = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
+ABC_NUMBERS = ["+12135551234", *(f"+1213555{n:04d}" for n in range(1235, 1245))]
 
+Call = Callable[[TwoChatSession], Awaitable[Any]]
 
-def details(**changes: Any) -> dict[str, Any]:
-    """Return a valid ``reservation_details`` object, with ``changes`` applied."""
-    return {
-        "uuid": "reservation-uuid-here",
-        "number": "+12135551234",
-        "created_at": "2024-01-15T10:30:00Z",
-        "expires_at": "2024-01-15T11:30:00Z",
-        **changes,
-    }
-
-
-def created(reservation_details: dict[str, Any], **extra: Any) -> Reply:
-    """Return a 201 reply carrying ``reservation_details`` in 2Chat's success envelope."""
-    body = {"success": True, "data": {"reservation_details": reservation_details}, **extra}
-    return Reply(status=201, json=body)
-
-
-def failure(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    """Return an error reply in 2Chat's error envelope."""
-    body = {"success": False, "error": True, "error_message": message}
-    return Reply(status=status, json=body, headers=headers or {})
-
-
-EXPECTED_DOC_RESERVATION = Reservation(
-    uuid="reservation-uuid-here",
-    number="+12135551234",
-    created_at=datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc),
-    expires_at=datetime(2024, 1, 15, 11, 30, tzinfo=timezone.utc),
-    group_id="abc-123",
-)
-
-
-def assert_key_hidden(exc: BaseException) -> None:
-    """Fail if the API key shows in the text of ``exc``."""
-    assert API_KEY not in str(exc)
-    assert API_KEY not in repr(exc)
-
-
-@asynccontextmanager
-async def serve(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
-    """Serve ``handler`` for every path on 127.0.0.1 and yield the base URL."""
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
-    await runner.setup()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        await runner.cleanup()
+#: An answer every method can decode: each list endpoint finds its key in data.
+EVERYTHING = {
+    "success": True,
+    "data": {
+        "reservation_details": {
+            "uuid": "u",
+            "number": "+12135551234",
+            "created_at": "2024-01-15T10:30:00Z",
+            "expires_at": "2024-01-15T11:30:00Z",
+        },
+        "regions": [],
+        "cities": [],
+        "did_types": [],
+        "groups": [],
+        "numbers": [],
+        "requirements": [],
+        "reservations": [],
+    },
+    "account": {
+        "name": "n",
+        "uuid": "u",
+        "on_trial": False,
+        "blocked": False,
+        "created_at": "2022-04-21T21:55:37Z",
+        "expires_at": None,
+    },
+    "limits": {"requests_per_minute": 80},
+    "usage": {
+        "api_request_count": 1,
+        "max_api_request_count": 2,
+        "number_check_count": 3,
+        "max_number_check_count": 4,
+    },
+}
 
 
-def free_port() -> int:
-    """Return a loopback port nothing listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+async def run(call: Call, **options: Any) -> Any:
+    """Run ``call`` on a session made with ``options`` (and this suite's key, unless given)."""
+    options.setdefault("api_key", API_KEY)
+    async with TwoChatSession(**options) as chat:
+        return await call(chat)
 
 
-# -- reserving against the fake ----------------------------------------------------------
+def only_request(mocked: BridgedAioresponses) -> tuple[str, URL, dict[str, Any]]:
+    """Return the method, URL (query included) and keyword arguments of the one request."""
+    (((method, url), calls),) = mocked.requests.items()
+    assert len(calls) == 1
+    return method, url, calls[0].kwargs
 
 
-async def test_reserve_random_number_returns_utc_reservation_one_hour_long() -> None:
-    """reserve(group) returns the fake's first available number, UTC times, group_id set."""
-    fake = FakeTwoChat(api_key=API_KEY, clock=lambda: FIXED_NOW)
-    async with fake as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
-        reservation = await chat.reserve("abc-123")
-    expected = Reservation(
-        uuid=reservation.uuid,
-        number="+12135551234",
-        created_at=FIXED_NOW,
-        expires_at=FIXED_NOW + timedelta(hours=1),
-        group_id="abc-123",
-    )
-    assert expected == reservation
-    assert timezone.utc == reservation.created_at.tzinfo
-    assert timezone.utc == reservation.expires_at.tzinfo
-    assert [reservation.uuid] == list(fake.reservations)
+@pytest.fixture
+def answering(mocked: BridgedAioresponses) -> BridgedAioresponses:
+    """aioresponses answering EVERYTHING to every request to any URL."""
+    for method in ("GET", "POST", "DELETE"):
+        mocked.add(ANY_URL, method=method, payload=EVERYTHING, repeat=True)
+    return mocked
 
 
-async def test_reserve_specific_number_is_recorded_by_the_fake() -> None:
-    """reserve(group, number) holds exactly that number in the fake's state."""
-    fake = FakeTwoChat(api_key=API_KEY, clock=lambda: FIXED_NOW)
-    async with fake as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
-        reservation = await chat.reserve("abc-123", "+12135551240")
-        assert "+12135551240" not in fake.available("abc-123")
-    assert reservation.number == "+12135551240"
-    assert reservation.group_id == "abc-123"
-    expected = FakeReservation(
-        uuid=reservation.uuid,
-        number="+12135551240",
-        group_id="abc-123",
-        created_at=FIXED_NOW,
-        expires_at=FIXED_NOW + timedelta(hours=1),
-    )
-    assert {reservation.uuid: expected} == fake.reservations
+# -- the arguments --------------------------------------------------------------------------
 
 
-async def test_reserve_sends_group_and_number_as_json(
-    fake: FakeTwoChat, chat: TwoChatSession
+@pytest.mark.parametrize("options", [{}, {"api_key": None}, {"api_key": ""}])
+def test_no_api_key_names_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, Any]
 ) -> None:
-    """The request is a POST of a JSON body with the key in X-User-API-Key."""
-    await chat.reserve("abc-123", "+12135551234")
-    (request,) = fake.requests
-    assert (request["method"], request["path"]) == ("POST", "/open/numbers/reservations")
-    assert json.loads(request["body"]) == {"group_id": "abc-123", "number": "+12135551234"}
-    assert request["headers"]["X-User-API-Key"] == API_KEY
-    assert request["headers"]["Content-Type"] == "application/json"
+    """No key from the argument nor the environment (an empty one counts as none)."""
+    with pytest.raises(ValueError, match="TWOCHAT_API_KEY"):
+        TwoChatSession(**options)
+    monkeypatch.setenv("TWOCHAT_API_KEY", "")
+    with pytest.raises(ValueError, match="TWOCHAT_API_KEY"):
+        TwoChatSession(**options)
 
 
-async def test_reserving_an_already_reserved_number_is_unprocessable(
-    chat: TwoChatSession,
+async def test_the_key_comes_from_the_argument_else_the_environment(
+    answering: BridgedAioresponses, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second reservation of the same number raises UnprocessableEntityError."""
-    await chat.reserve("abc-123", "+12135551234")
-    with pytest.raises(UnprocessableEntityError) as info:
-        await chat.reserve("abc-123", "+12135551234")
-    assert info.value.status == 422
-    assert info.value.message == "Number +12135551234 is not available"
-    assert_key_hidden(info.value)
-
-
-async def test_unknown_group_is_not_found(chat: TwoChatSession) -> None:
-    """An unknown group raises NotFoundError carrying the fake's status and message."""
-    with pytest.raises(NotFoundError) as info:
-        await chat.reserve("no-such-group")
-    assert info.value.status == 404
-    assert info.value.message == "Number group no-such-group not found"
-    assert str(info.value) == "HTTP 404: Number group no-such-group not found"
-    assert_key_hidden(info.value)
-
-
-async def test_number_outside_the_group_is_unprocessable(chat: TwoChatSession) -> None:
-    """A number that is not in the group raises UnprocessableEntityError (422)."""
-    with pytest.raises(UnprocessableEntityError) as info:
-        await chat.reserve("abc-123", "+18005550100")
-    assert info.value.status == 422
-    assert info.value.message == "Number +18005550100 does not belong to group abc-123"
-    assert_key_hidden(info.value)
-
-
-async def test_wrong_api_key_is_an_authentication_error(fake: FakeTwoChat) -> None:
-    """A key the fake does not accept raises AuthenticationError (401)."""
-    async with TwoChatSession("wrong-key", base_url=fake.base_url, timeout=5) as chat:
-        with pytest.raises(AuthenticationError) as info:
-            await chat.reserve("abc-123")
-    assert info.value.status == 401
-    assert info.value.message == "Invalid or missing API key"
-    assert_key_hidden(info.value)
-    assert fake.active_reservations() == []
-
-
-# -- error statuses ----------------------------------------------------------------------
+    """TWOCHAT_API_KEY is sent as X-User-API-Key when no api_key is given, never over it."""
+    monkeypatch.setenv("TWOCHAT_API_KEY", "env-key-123")
+    await run(lambda chat: chat.did_types(), api_key=None)
+    await run(lambda chat: chat.did_types())
+    sent = [c.kwargs["headers"]["X-User-API-Key"] for cs in answering.requests.values() for c in cs]
+    assert sent == ["env-key-123", API_KEY]
 
 
 @pytest.mark.parametrize(
-    ("status", "error"),
-    [
-        (400, BadRequestError),
-        (401, AuthenticationError),
-        (402, PaymentRequiredError),
-        (403, PermissionDeniedError),
-        (404, NotFoundError),
-        (406, APIError),
-        (409, ConflictError),
-        (422, UnprocessableEntityError),
-        (429, RateLimitError),
-        (500, ServerError),
-        (502, ServerError),
-        (503, ServerError),
-        (504, ServerError),
-    ],
+    "key",
+    [" secret-key-abc", "secret-key-abc ", "secret-key-abc\n", "secret\x00key-abc", 12345],
+    ids=["leading-space", "trailing-space", "newline", "nul", "int"],
 )
-async def test_error_status_maps_to_its_class(
-    fake: FakeTwoChat, chat: TwoChatSession, status: int, error: type[APIError]
+def test_a_malformed_api_key_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, key: Any
 ) -> None:
-    """Each error status raises its own APIError class with 2Chat's status and message."""
-    fake.script(failure(status, f"boom {status}"))
-    with pytest.raises(APIError) as info:
-        await chat.reserve("abc-123")
-    assert error is type(info.value)
-    assert status == info.value.status
-    assert f"boom {status}" == info.value.message
-    assert f"HTTP {status}: boom {status}" == str(info.value)
-    assert {"success": False, "error": True, "error_message": f"boom {status}"} == info.value.body
-    assert_key_hidden(info.value)
+    """A key with spaces or control characters, or not a str, is refused; never shown."""
+    with pytest.raises(ValueError, match=r"^api_key must be a string") as info:
+        TwoChatSession(key)
+    assert "secret" not in str(info.value.args)
+    if isinstance(key, str) and "\x00" not in key:  # the environment cannot hold a NUL
+        monkeypatch.setenv("TWOCHAT_API_KEY", key)
+        with pytest.raises(ValueError, match=r"^api_key must be a string") as info:
+            TwoChatSession()
+        assert "secret" not in str(info.value.args)
 
 
-async def test_rate_limit_carries_retry_after(fake: FakeTwoChat, chat: TwoChatSession) -> None:
-    """A 429 with Retry-After gives RateLimitError.retry_after in seconds."""
-    fake.script(failure(429, "slow down", headers={"Retry-After": "7"}))
-    with pytest.raises(RateLimitError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.retry_after == 7.0
-    assert info.value.message == "slow down"
-    assert_key_hidden(info.value)
-
-
-async def test_rate_limit_without_retry_after_has_none(
-    fake: FakeTwoChat, chat: TwoChatSession
+async def test_base_url_defaults_to_2chat_then_the_environment(
+    answering: BridgedAioresponses, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A 429 without Retry-After gives retry_after None."""
-    fake.script(failure(429, "slow down"))
-    with pytest.raises(RateLimitError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.retry_after is None
+    """Requests go to https://api.p.2chat.io, else TWOCHAT_BASE_URL; an argument wins over both."""
+    assert TwoChatSession(API_KEY).base_url == BASE
+    monkeypatch.setenv("TWOCHAT_BASE_URL", "http://localhost:9000/")
+    assert TwoChatSession(API_KEY, base_url="https://other.example").base_url == (
+        "https://other.example"
+    )
+    await run(lambda chat: chat.reserve("abc-123"))
+    assert [("POST", URL("http://localhost:9000/open/numbers/reservations"))] == list(
+        answering.requests
+    )
 
 
-async def test_html_gateway_error_is_a_server_error(
-    fake: FakeTwoChat, chat: TwoChatSession
+async def test_a_base_url_with_a_path_is_joined_without_a_double_slash(
+    answering: BridgedAioresponses,
 ) -> None:
-    """A 502 with an HTML body raises ServerError quoting the start of the body."""
-    html = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-    fake.script(Reply(status=502, body=html, content_type="text/html"))
-    with pytest.raises(ServerError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.status == 502
-    assert html.decode() == info.value.body
-    assert "502 Bad Gateway" in info.value.message
-    assert_key_hidden(info.value)
-
-
-# -- decoding success answers ------------------------------------------------------------
-
-
-async def test_success_that_is_not_json_is_an_invalid_response(
-    fake: FakeTwoChat, chat: TwoChatSession
-) -> None:
-    """A 201 whose body is not JSON raises InvalidResponseError with status 201."""
-    fake.script(Reply(status=201, body=b"<html>created</html>", content_type="text/html"))
-    with pytest.raises(InvalidResponseError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.status == 201
-    assert info.value.body == "<html>created</html>"
-    assert_key_hidden(info.value)
-
-
-async def test_success_missing_expires_at_is_an_invalid_response(
-    fake: FakeTwoChat, chat: TwoChatSession
-) -> None:
-    """A 201 whose reservation_details lacks expires_at raises InvalidResponseError."""
-    incomplete = details()
-    del incomplete["expires_at"]
-    fake.script(created(incomplete))
-    with pytest.raises(InvalidResponseError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.status == 201
-    assert "expires_at" in str(info.value)
-    assert_key_hidden(info.value)
-
-
-async def test_unknown_extra_fields_are_ignored(fake: FakeTwoChat, chat: TwoChatSession) -> None:
-    """Unknown fields at every level of a success answer do not break decoding."""
-    body = {
-        "success": True,
-        "message": "ok",
-        "data": {"reservation_details": details(price="3.50", tags=["x"]), "extra": {"a": 1}},
-    }
-    fake.script(Reply(status=201, json=body))
-    assert await chat.reserve("abc-123") == EXPECTED_DOC_RESERVATION
+    """A base_url with a path and a trailing slash is kept without the slash, joined cleanly."""
+    chat = TwoChatSession(API_KEY, base_url="https://proxy.example/2chat/")
+    assert chat.base_url == "https://proxy.example/2chat"
+    await run(lambda chat: chat.reserve("abc-123"), base_url="https://proxy.example/2chat/")
+    expected = URL("https://proxy.example/2chat/open/numbers/reservations")
+    assert [("POST", expected)] == list(answering.requests)
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    "base_url",
     [
-        ("2024-01-15T10:30:00Z", datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)),
-        ("2024-01-15T10:30:00.5Z", datetime(2024, 1, 15, 10, 30, 0, 500000, timezone.utc)),
-        (
-            "2024-01-15T10:30:00.123456789Z",
-            datetime(2024, 1, 15, 10, 30, 0, 123456, timezone.utc),
-        ),
-        ("2024-01-15T10:30:00+00:00", datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)),
-        (
-            "2024-01-15T10:30:00.250+00:00",
-            datetime(2024, 1, 15, 10, 30, 0, 250000, timezone.utc),
-        ),
-        ("2024-01-15T12:30:00+02:00", datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)),
+        *["ftp://api.p.2chat.io", "https://", "api.p.2chat.io", "/open/numbers"],
+        *["https://user:pass@api.p.2chat.io", "https://api.p.2chat.io?x=1"],
+        *["https://api.p.2chat.io#frag", 123, "http://[::1", "https://api.p.2chat.io\n"],
+        *["https://api.p.2chat.io/\r\nX-Evil: 1", "https://api. p.2chat.io", "https://\ud800.x"],
     ],
+    ids=repr,
 )
-async def test_timestamp_variants_decode_to_utc(
-    fake: FakeTwoChat, chat: TwoChatSession, text: str, expected: datetime
+def test_a_base_url_that_is_not_a_plain_http_url_is_refused(
+    monkeypatch: pytest.MonkeyPatch, base_url: Any
 ) -> None:
-    """Fractional seconds and +00:00 offsets decode to aware UTC datetimes."""
-    fake.script(created(details(created_at=text)))
-    reservation = await chat.reserve("abc-123")
-    assert expected == reservation.created_at
-    assert timezone.utc == reservation.created_at.tzinfo
+    """base_url must be an http(s) URL with a host, no credentials, query, fragment or spaces."""
+    with pytest.raises(ValueError, match=r"^base_url must"):
+        TwoChatSession(API_KEY, base_url=base_url)
+    if isinstance(base_url, str) and base_url.isprintable():
+        monkeypatch.setenv("TWOCHAT_BASE_URL", base_url)
+        with pytest.raises(ValueError, match=r"^base_url must"):
+            TwoChatSession(API_KEY)
 
 
-# -- redirects and transport failures ----------------------------------------------------
+@pytest.mark.parametrize(
+    "base_url", ["http://api.p.2chat.io", "http://10.0.0.5:8080", "http://example.com/"]
+)
+def test_plain_http_to_another_host_needs_allow_insecure_http(base_url: str) -> None:
+    """A plain-http base_url off this machine is refused: the key would travel in clear."""
+    with pytest.raises(ValueError, match="allow_insecure_http") as info:
+        TwoChatSession(API_KEY, base_url=base_url)
+    assert API_KEY not in str(info.value)
+    chat = TwoChatSession(API_KEY, base_url=base_url, allow_insecure_http=True)
+    assert base_url.rstrip("/") == chat.base_url
 
 
-async def test_redirect_is_not_followed(fake: FakeTwoChat, chat: TwoChatSession) -> None:
-    """A 302 raises APIError and the key never reaches the Location host."""
-    seen: list[str] = []
-
-    async def probe(request: web.Request) -> web.Response:
-        seen.append(f"{request.method} {request.path}")
-        return web.json_response({"success": True}, status=201)
-
-    async with serve(probe) as other:
-        location = other + "/open/numbers/reservations"
-        fake.script(Reply(status=302, headers={"Location": location}))
-        with pytest.raises(APIError) as info:
-            await chat.reserve("abc-123")
-    assert APIError is type(info.value)
-    assert info.value.status == 302
-    assert location in info.value.message
-    assert seen == []
-    assert_key_hidden(info.value)
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://127.0.0.1:8080", "http://127.8.9.10", "http://localhost:1", "http://[::1]:9"],
+)
+def test_plain_http_to_this_machine_needs_no_opt_in(base_url: str) -> None:
+    """Plain http to loopback (tests, local proxies) is allowed as is."""
+    assert base_url == TwoChatSession(API_KEY, base_url=base_url).base_url
 
 
-async def test_connection_refused_is_a_connection_error_not_sent() -> None:
-    """A refused connection raises APIConnectionError with request_sent False."""
-    base_url = f"http://127.0.0.1:{free_port()}"
-    async with TwoChatSession(API_KEY, base_url=base_url, timeout=5) as chat:
-        with pytest.raises(APIConnectionError) as info:
-            await chat.reserve("abc-123")
-    assert APIConnectionError is type(info.value)
-    assert info.value.request_sent is False
-    # Only a clean copy of the OS error is chained: aiohttp's own exceptions carry the key.
-    assert ConnectionRefusedError is type(info.value.__cause__)
-    assert info.value.__cause__.__traceback__ is None
-    assert "ClientConnectorError" in str(info.value)
-    assert_key_hidden(info.value)
+@pytest.mark.parametrize("flag", ["no", 0, None], ids=repr)
+def test_allow_insecure_http_must_be_a_bool(flag: Any) -> None:
+    """A non-bool allow_insecure_http is refused, even a falsy one: "no" would opt in."""
+    with pytest.raises(ValueError, match=r"^allow_insecure_http must be True or False"):
+        TwoChatSession(API_KEY, base_url="http://127.0.0.1:1", allow_insecure_http=flag)
 
 
-@pytest.mark.parametrize("reply", [Reply(fault="hang"), Reply(delay=5.0)])
-async def test_slow_server_times_out_as_sent(fake: FakeTwoChat, reply: Reply) -> None:
-    """A server slower than the timeout raises APITimeoutError with request_sent True."""
-    fake.script(reply)
-    started = time.monotonic()
-    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=0.3) as chat:
-        with pytest.raises(APITimeoutError) as info:
-            await chat.reserve("abc-123")
-    # Loose bound: the point is that the timeout, not the server, ended the call.
-    assert time.monotonic() - started < 4.0
-    assert info.value.request_sent is True
-    assert fake.calls["POST /open/numbers/reservations"] == 1
-    assert_key_hidden(info.value)
-
-
-async def test_dropped_connection_is_a_connection_error_sent(
-    fake: FakeTwoChat, chat: TwoChatSession
+@pytest.mark.parametrize(
+    ("timeout", "sent"),
+    [
+        (7, aiohttp.ClientTimeout(total=7.0)),
+        (
+            aiohttp.ClientTimeout(total=12, connect=3, sock_read=5),
+            aiohttp.ClientTimeout(total=12, connect=3, sock_read=5),
+        ),
+    ],
+    ids=["seconds", "client-timeout"],
+)
+async def test_timeout_is_sent_as_a_client_timeout(
+    answering: BridgedAioresponses, timeout: Any, sent: aiohttp.ClientTimeout
 ) -> None:
-    """A connection closed without an answer raises APIConnectionError, request_sent True."""
-    fake.script(Reply(fault="drop"))
-    with pytest.raises(APIConnectionError) as info:
-        await chat.reserve("abc-123")
-    assert APIConnectionError is type(info.value)
-    assert info.value.request_sent is True
-    # A POST is never re-sent: a second reservation could be made behind the caller's back.
-    assert fake.calls["POST /open/numbers/reservations"] == 1
-    assert_key_hidden(info.value)
+    """Seconds become the request's total timeout; a ClientTimeout is used as given."""
+    await run(lambda chat: chat.did_types(), timeout=timeout)
+    assert sent == only_request(answering)[2]["timeout"]
 
 
-async def test_truncated_body_is_a_connection_error(
-    fake: FakeTwoChat, chat: TwoChatSession
-) -> None:
-    """A body cut short raises APIConnectionError with request_sent True."""
-    fake.script(
-        Reply(
-            status=201,
-            json={"success": True, "data": {"reservation_details": details()}},
-            fault="truncate",
-        )
-    )
-    with pytest.raises(APIConnectionError) as info:
-        await chat.reserve("abc-123")
-    assert APIConnectionError is type(info.value)
-    assert info.value.request_sent is True
-    assert_key_hidden(info.value)
+@pytest.mark.parametrize(
+    "timeout",
+    [0, -1, 0.0, "x", True, None, float("nan"), float("inf"), 10**400],
+    ids=["0", "-1", "0.0", "x", "True", "None", "nan", "inf", "10**400"],
+)
+def test_a_timeout_that_is_not_finite_and_positive_is_refused(timeout: Any) -> None:
+    """timeout must be a finite, positive number of seconds (not a bool): no OverflowError."""
+    with pytest.raises(ValueError, match=r"^timeout must be a finite, positive number"):
+        TwoChatSession(API_KEY, timeout=timeout)
 
 
-# -- the response size cap ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("timeout", "field"),
+    [
+        (aiohttp.ClientTimeout(total=0), "total"),
+        (aiohttp.ClientTimeout(total=float("inf")), "total"),
+        (aiohttp.ClientTimeout(total=10, connect=-1), "connect"),
+        (aiohttp.ClientTimeout(total=10, sock_read=float("nan")), "sock_read"),
+        (aiohttp.ClientTimeout(total=10, sock_connect=10**400), "sock_connect"),
+        (aiohttp.ClientTimeout(total="30"), "total"),  # type: ignore[arg-type]
+    ],
+    ids=["total-zero", "total-inf", "connect-negative", "sock-read-nan", "huge", "str"],
+)
+def test_client_timeout_fields_are_checked(timeout: aiohttp.ClientTimeout, field: str) -> None:
+    """Each ClientTimeout field must be None or finite and positive; the bad one is named."""
+    with pytest.raises(ValueError, match=rf"^timeout\.{field} must be a finite, positive"):
+        TwoChatSession(API_KEY, timeout=timeout)
 
 
-def padded_success(size: int) -> bytes:
-    """Return a valid 201 reservation body of exactly ``size`` bytes."""
-    head = b'{"success": true, "padding": "'
-    tail = b'", "data": ' + json.dumps({"reservation_details": details()}).encode() + b"}"
-    return head + b"x" * (size - len(head) - len(tail)) + tail
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("max_connections", 0, "max_connections must be an int of at least 1"),
+        ("max_connections", True, "max_connections must be an int of at least 1"),
+        ("max_connections", "10", "max_connections must be an int of at least 1"),
+        ("max_retries", -1, "max_retries must be an int from 0 to 100"),
+        ("max_retries", 1.5, "max_retries must be an int from 0 to 100"),
+        ("max_retries", None, "max_retries must be an int from 0 to 100"),
+        ("max_retries", 101, "max_retries must be an int from 0 to 100"),
+        ("max_retries", 10**400, "max_retries must be an int from 0 to 100"),
+        ("rate_limit", 0, "per_minute must be a finite number of at least 1/60"),
+        ("rate_limit", "fast", "per_minute must be a finite number of at least 1/60"),
+        ("rate_limit", True, "per_minute must be a finite number of at least 1/60"),
+        ("http_session", object(), "http_session must be an aiohttp.ClientSession"),
+        ("http_session", aiohttp.ClientTimeout(), "http_session must be an aiohttp.ClientSession"),
+        ("user_agent", "", "user_agent must be printable ASCII"),
+        ("user_agent", "   ", "user_agent must be printable ASCII"),
+        ("user_agent", "my-app\n", "user_agent must be printable ASCII"),
+        ("user_agent", "my\x00app", "user_agent must be printable ASCII"),
+        ("user_agent", "my-app/1.0\r\nX-Evil: 1", "user_agent must be printable ASCII"),
+        ("user_agent", "my\x7fapp", "user_agent must be printable ASCII"),
+        ("user_agent", "café/1.0", "user_agent must be printable ASCII"),
+        ("user_agent", 5, "user_agent must be printable ASCII"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and len(value) < 20 else "",
+)
+def test_each_bad_option_is_refused_by_name(option: str, value: Any, message: str) -> None:
+    """A bad max_connections, max_retries, rate_limit, http_session or user_agent: ValueError."""
+    with pytest.raises(ValueError, match=f"^{message}"):
+        TwoChatSession(API_KEY, **{option: value})
 
 
-async def test_body_at_the_cap_is_read(fake: FakeTwoChat, chat: TwoChatSession) -> None:
-    """A body of exactly MAX_RESPONSE_BYTES is read and decoded."""
-    fake.script(Reply(status=201, body=padded_success(MAX_RESPONSE_BYTES)))
-    assert await chat.reserve("abc-123") == EXPECTED_DOC_RESERVATION
+def test_the_largest_options_are_accepted() -> None:
+    """100 retries, a burst of a million and one request an hour are within range."""
+    TwoChatSession(API_KEY, max_retries=100, rate_limit=RateLimit(1 / 60, burst=1_000_000))
 
 
-async def test_body_over_the_cap_is_an_invalid_response(
-    fake: FakeTwoChat, chat: TwoChatSession
-) -> None:
-    """A body with a Content-Length over the cap raises InvalidResponseError."""
-    fake.script(Reply(status=201, body=padded_success(MAX_RESPONSE_BYTES + 1)))
-    with pytest.raises(InvalidResponseError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.status == 201
-    assert "cap" in str(info.value)
-    assert_key_hidden(info.value)
+async def test_user_agent_replaces_the_default(answering: BridgedAioresponses) -> None:
+    """user_agent= is sent as the User-Agent header."""
+    await run(lambda chat: chat.did_types(), user_agent="my-app/2.0")
+    assert only_request(answering)[2]["headers"]["User-Agent"] == "my-app/2.0"
 
 
-async def test_chunked_body_over_the_cap_is_an_invalid_response() -> None:
-    """A chunked body without Content-Length that grows over the cap is refused."""
-    body = padded_success(MAX_RESPONSE_BYTES + 64 * 1024)
-
-    async def chunked(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        response = web.StreamResponse(status=201, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            for start in range(0, len(body), 64 * 1024):
-                await response.write(body[start : start + 64 * 1024])
-            await response.write_eof()
-        except ConnectionError:
-            pass  # the client stopped reading at the cap, as it should
-        return response
-
-    async with serve(chunked) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
-        with pytest.raises(InvalidResponseError) as info:
-            await chat.reserve("abc-123")
-    assert info.value.status == 201
-    assert "cap" in str(info.value)
-    assert_key_hidden(info.value)
-
-
-async def test_chunked_body_under_the_cap_is_read() -> None:
-    """A chunked body without Content-Length under the cap is read in full."""
-    body = padded_success(256 * 1024)
-
-    async def chunked(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(status=201, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        for start in range(0, len(body), 1024):
-            await response.write(body[start : start + 1024])
-        await response.write_eof()
-        return response
-
-    async with serve(chunked) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
-        assert await chat.reserve("abc-123") == EXPECTED_DOC_RESERVATION
-
-
-# -- concurrency and the connection pool -------------------------------------------------
-
-
-async def test_300_concurrent_reservations_on_one_session() -> None:
-    """300 concurrent reserve() calls all succeed with distinct uuids and numbers."""
-    numbers = [f"+1310555{n:04d}" for n in range(300)]
-    fake = FakeTwoChat(api_key=API_KEY, groups=[FakeGroup(id="big", country="US", numbers=numbers)])
-    async with fake as base_url, TwoChatSession(API_KEY, base_url=base_url, timeout=30) as chat:
-        reservations = await asyncio.gather(*(chat.reserve("big") for _ in range(300)))
-    assert len({r.uuid for r in reservations}) == 300
-    assert set(numbers) == {r.number for r in reservations}
-    assert {"big"} == {r.group_id for r in reservations}
-    assert fake.calls["POST /open/numbers/reservations"] == 300
-    assert fake.available("big") == []
-
-
-async def test_borrowed_http_session_is_used_and_left_open(fake: FakeTwoChat) -> None:
-    """A given http_session carries the requests and stays open after close()."""
-    http = aiohttp.ClientSession(headers={"X-Borrowed": "yes"})
-    try:
-        async with TwoChatSession(API_KEY, base_url=fake.base_url, http_session=http) as chat:
-            await chat.reserve("abc-123")
-        assert chat.closed
-        assert not http.closed
-        assert fake.requests[0]["headers"]["X-Borrowed"] == "yes"
-        async with http.post(fake.base_url + "/open/numbers/reservations") as response:
-            assert response.status == 401
-    finally:
-        await http.close()
-    assert http.closed
-
-
-async def test_borrowed_session_raise_for_status_does_not_hide_the_message(
-    fake: FakeTwoChat,
-) -> None:
-    """A borrowed session with raise_for_status still yields 2Chat's error message."""
-    async with aiohttp.ClientSession(raise_for_status=True) as http:
-        chat = TwoChatSession(API_KEY, base_url=fake.base_url, http_session=http)
-        async with chat:
-            with pytest.raises(NotFoundError) as info:
-                await chat.reserve("no-such-group")
-    assert info.value.message == "Number group no-such-group not found"
-
-
-async def test_closed_borrowed_session_is_refused(fake: FakeTwoChat) -> None:
-    """Using a TwoChatSession whose borrowed http_session was closed raises TwoChatError."""
-    http = aiohttp.ClientSession()
-    await http.close()
-    async with TwoChatSession(API_KEY, base_url=fake.base_url, http_session=http) as chat:
-        with pytest.raises(TwoChatError, match="http_session") as info:
-            await chat.reserve("abc-123")
-    assert len(fake.requests) == 0
-    assert_key_hidden(info.value)
-
-
-async def test_close_is_idempotent_and_later_calls_fail(fake: FakeTwoChat) -> None:
-    """close() twice is fine; a call afterwards raises TwoChatError saying it is closed."""
-    chat = TwoChatSession(API_KEY, base_url=fake.base_url)
-    await chat.reserve("abc-123")
+async def test_repr_shows_the_address_and_state_never_the_key() -> None:
+    """repr(session) shows base_url and open/closed, and never the API key."""
+    chat = TwoChatSession(API_KEY)
+    assert repr(chat) == "<TwoChatSession base_url='https://api.p.2chat.io' open>"
     await chat.close()
-    await chat.close()
-    assert chat.closed
-    with pytest.raises(TwoChatError, match="closed") as info:
-        await chat.reserve("abc-123")
-    assert TwoChatError is type(info.value)
-    assert len(fake.requests) == 1
-    assert_key_hidden(info.value)
-
-
-def test_session_built_outside_a_running_loop_works_later() -> None:
-    """A TwoChatSession constructed with no running loop is usable inside one later."""
-    with pytest.raises(RuntimeError):
-        asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    chat = TwoChatSession(API_KEY, base_url=f"http://127.0.0.1:{sock.getsockname()[1]}")
-
-    async def use() -> Reservation:
-        fake = FakeTwoChat(api_key=API_KEY)
-        runner = web.AppRunner(fake.app, access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        try:
-            async with chat:
-                return await chat.reserve("abc-123")
-        finally:
-            await runner.cleanup()
-
-    reservation = asyncio.run(use())
-    assert reservation.number == "+12135551234"
-    assert chat.closed
-
-
-# -- the key stays secret ----------------------------------------------------------------
-
-
-async def test_repr_of_session_hides_the_key(chat: TwoChatSession) -> None:
-    """repr(session) shows the base URL and state but never the API key."""
-    assert f"<TwoChatSession base_url={chat.base_url!r} open>" == repr(chat)
-    assert API_KEY not in repr(chat)
-    assert API_KEY not in str(chat)
-    await chat.close()
-    assert f"<TwoChatSession base_url={chat.base_url!r} closed>" == repr(chat)
+    assert repr(chat) == "<TwoChatSession base_url='https://api.p.2chat.io' closed>"
+    assert API_KEY not in repr(chat) + str(chat)
 
 
 @pytest.mark.parametrize(
@@ -609,11 +338,9 @@ async def test_repr_of_session_hides_the_key(chat: TwoChatSession) -> None:
     ids=["no-key", "bad-base-url", "bad-timeout", "bad-rate-limit"],
 )
 def test_repr_of_a_half_built_session_does_not_raise(
-    monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], refused: str, expected: str
+    options: dict[str, Any], refused: str, expected: str
 ) -> None:
     """repr() of a session whose __init__ raised halfway (error trackers call it) still works."""
-    monkeypatch.delenv("TWOCHAT_API_KEY", raising=False)
-    monkeypatch.delenv("TWOCHAT_BASE_URL", raising=False)
     chat = TwoChatSession.__new__(TwoChatSession)
     with pytest.raises(ValueError, match=refused):
         TwoChatSession.__init__(chat, **{"api_key": API_KEY, **options})
@@ -621,34 +348,304 @@ def test_repr_of_a_half_built_session_does_not_raise(
     assert API_KEY not in repr(chat)
 
 
-async def test_key_echoed_in_error_message_is_redacted(
+# -- its lifecycle ------------------------------------------------------------------------
+
+
+async def test_close_is_idempotent_and_later_calls_send_nothing(fake: FakeTwoChat) -> None:
+    """close() twice is fine; a call afterwards raises TwoChatError saying it is closed."""
+    chat = TwoChatSession(API_KEY, base_url=fake.base_url)
+    await chat.reserve("abc-123")
+    await chat.close()
+    await chat.close()
+    assert chat.closed
+    with pytest.raises(TwoChatError, match="closed") as info:
+        await chat.reserve("abc-123")
+    assert TwoChatError is type(info.value)
+    assert len(fake.requests) == 1
+
+
+def test_a_session_built_outside_a_running_loop_works_later() -> None:
+    """A TwoChatSession constructed with no running loop is usable inside one later."""
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    chat = TwoChatSession(API_KEY, base_url=f"http://127.0.0.1:{sock.getsockname()[1]}")
+
+    async def use() -> Reservation:
+        fake = FakeTwoChat(api_key=API_KEY)
+        runner = web.AppRunner(fake.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        try:
+            async with chat:
+                return await chat.reserve("abc-123")
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(use()).number == "+12135551234"
+    assert chat.closed
+
+
+# -- the request of each method -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "url"),
+    [
+        (lambda c: c.regions("us"), "/open/numbers/regions?country=US"),
+        (lambda c: c.cities("us"), "/open/numbers/cities?country=US"),
+        # 2Chat's query key is "region" here, not "region_id".
+        (lambda c: c.cities("US", region_id=123), "/open/numbers/cities?country=US&region=123"),
+        (lambda c: c.did_types(), "/open/numbers/did-types"),
+        (lambda c: c.groups("uS"), "/open/numbers/groups?country=US"),
+        (
+            lambda c: c.groups(
+                "US", region_id=0, city_id=456, city_name_or_prefix="Los", did_type="local"
+            ),
+            "/open/numbers/groups?city_id=456&city_name_or_prefix=Los&country=US"
+            "&did_type=local&region_id=0",
+        ),
+        (lambda c: c.available_numbers("abc-123"), "/open/numbers/available?group_id=abc-123"),
+        (
+            lambda c: c.available_numbers("abc-123", number_contains="555"),
+            "/open/numbers/available?group_id=abc-123&number_contains=555",
+        ),
+        (lambda c: c.requirements("de"), "/open/numbers/requirements?country=DE"),
+        (
+            lambda c: c.requirements("DE", did_type=1),
+            "/open/numbers/requirements?country=DE&did_type=1",
+        ),
+        (lambda c: c.reservations(), "/open/numbers/reservations"),
+        (lambda c: c.info(), "/open/info"),
+    ],
+    ids=[
+        *["regions", "cities", "cities-region", "did-types", "groups", "groups-all-filters"],
+        *["available", "available-contains", "requirements", "requirements-did-type"],
+        *["reservations", "info"],
+    ],
+)
+async def test_each_get_sends_its_path_and_query_only(
+    answering: BridgedAioresponses, call: Call, url: str
+) -> None:
+    """Each GET method sends one request to its path with exactly its query, and no body."""
+    await run(call)
+    method, sent, kwargs = only_request(answering)
+    assert ("GET", URL(BASE + url)) == (method, sent)
+    assert kwargs["data"] is None
+
+
+@pytest.mark.parametrize(
+    ("call", "url", "body"),
+    [
+        (lambda c: c.reserve("abc-123"), RESERVATIONS, b'{"group_id":"abc-123"}'),
+        (
+            lambda c: c.reserve("abc-123", "+12135551234"),
+            RESERVATIONS,
+            b'{"group_id":"abc-123","number":"+12135551234"}',
+        ),
+        (
+            lambda c: c.purchase("abc-123"),
+            PURCHASE,
+            b'{"group_id":"abc-123"}',
+        ),
+        (
+            lambda c: c.purchase("abc-123", "+12135551234"),
+            PURCHASE,
+            b'{"group_id":"abc-123","number":"+12135551234"}',
+        ),
+    ],
+    ids=["reserve", "reserve-number", "purchase", "purchase-number"],
+)
+async def test_reserve_and_purchase_post_their_body_as_bytes(
+    answering: BridgedAioresponses, call: Call, url: str, body: bytes
+) -> None:
+    """reserve() and purchase() POST exactly their compact JSON, with no query."""
+    await run(call)
+    method, sent, kwargs = only_request(answering)
+    assert ("POST", URL(url), body) == (method, sent, kwargs["data"])
+    assert (kwargs.get("params"), kwargs.get("json")) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("uuid", "raw_path"),
+    [
+        ("reservation-uuid-here", "/open/numbers/reservations/reservation-uuid-here"),
+        ("x?y#z", "/open/numbers/reservations/x%3Fy%23z"),
+        ("50%", "/open/numbers/reservations/50%25"),
+        ("...", "/open/numbers/reservations/..."),
+        ("résa", "/open/numbers/reservations/r%C3%A9sa"),
+    ],
+    ids=["plain", "query-fragment", "percent", "three-dots", "non-ascii"],
+)
+async def test_cancel_deletes_the_encoded_uuid_path(
+    answering: BridgedAioresponses, uuid: str, raw_path: str
+) -> None:
+    """cancel_reservation() DELETEs /open/numbers/reservations/<uuid>, uuid percent-encoded."""
+    assert await run(lambda c: c.cancel_reservation(uuid)) is None
+    method, url, kwargs = only_request(answering)
+    assert ("DELETE", raw_path, "", None) == (
+        method,
+        url.raw_path,
+        url.raw_query_string,
+        kwargs["data"],
+    )
+
+
+# -- each method against the fake -----------------------------------------------------------
+
+
+async def test_regions(fake: FakeTwoChat, chat: TwoChatSession) -> None:
+    """regions() returns the country's regions as Region records."""
+    assert [Region(123, "California", "US"), Region(124, "New York", "US")] == await chat.regions(
+        "us"
+    )
+
+
+async def test_cities(chat: TwoChatSession) -> None:
+    """cities() returns the country's cities, or a region's, as City records."""
+    assert [City(456, "Los Angeles", "US"), City(457, "San Francisco", "US")] == await chat.cities(
+        "US", region_id=123
+    )
+
+
+async def test_did_types(chat: TwoChatSession) -> None:
+    """did_types() returns every DID type as DidType records."""
+    names = ["local", "mobile", "tollfree", "national", "global", "sharedcost"]
+    expected = [DidType(n, name) for n, name in enumerate(names, 1)]
+    assert expected == await chat.did_types()
+
+
+async def test_groups(chat: TwoChatSession) -> None:
+    """groups() with every filter returns the matching group, prices as exact Decimals."""
+    groups = await chat.groups(
+        "US", did_type="local", region_id=123, city_id=456, city_name_or_prefix="Los"
+    )
+    assert [("abc-123", Decimal("3.50"))] == [(g.id, g.monthly_price) for g in groups]
+    assert str(groups[0].monthly_price) == "3.50"
+
+
+async def test_query_values_round_trip_over_the_wire(
     fake: FakeTwoChat, chat: TwoChatSession
 ) -> None:
-    """A server error_message that echoes the key is redacted in the raised error."""
-    fake.script(failure(400, f"Bad key {API_KEY} in request"))
-    with pytest.raises(BadRequestError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.message == "Bad key *** in request"
-    assert str(info.value) == "HTTP 400: Bad key *** in request"
-    assert_key_hidden(info.value)
+    """A city name with spaces, '&' and non-ASCII letters reaches the server unchanged."""
+    assert await chat.groups("BR", city_name_or_prefix="São Paulo & Co") == []
+    assert fake.requests[0]["query"] == {"country": "BR", "city_name_or_prefix": "São Paulo & Co"}
 
 
-async def test_key_echoed_in_non_json_error_body_is_redacted(
-    fake: FakeTwoChat, chat: TwoChatSession
+async def test_available_numbers(chat: TwoChatSession) -> None:
+    """available_numbers() returns the group's numbers that hold the digits asked for."""
+    assert [AvailableNumber("did-12135551240", "+12135551240")] == await chat.available_numbers(
+        "abc-123", number_contains="1240"
+    )
+
+
+async def test_requirements(chat: TwoChatSession) -> None:
+    """requirements() returns free-form mappings, of one DID type when its id is given."""
+    every = await chat.requirements("de")
+    assert [r["id"] for r in every] == ["req-de-address", "req-de-identity", "req-de-mobile"]
+    assert every[0]["fields"] == ["street", "city", "postal_code"]
+    local = await chat.requirements("DE", did_type=1)
+    assert [r["id"] for r in local] == ["req-de-address", "req-de-identity"]
+
+
+async def test_reserve(fake: FakeTwoChat, chat: TwoChatSession) -> None:
+    """reserve() returns the reservation of the group asked for, in aware UTC, as the fake holds."""
+    fake.clock = ManualClock(T0)
+    first = await chat.reserve("abc-123")
+    chosen = await chat.reserve("abc-123", "+12135551240")
+    assert Reservation(first.uuid, "+12135551234", T0, T0 + timedelta(hours=1), "abc-123") == (
+        first
+    )
+    assert timezone.utc is first.created_at.tzinfo
+    held = FakeReservation(chosen.uuid, "+12135551240", "abc-123", T0, T0 + timedelta(hours=1))
+    assert {first.uuid, chosen.uuid} == set(fake.reservations)
+    assert held == fake.reservations[chosen.uuid]
+
+
+async def test_reservations_and_cancel(fake: FakeTwoChat, chat: TwoChatSession) -> None:
+    """reservations() lists the active ones; cancel_reservation() takes a Reservation or a uuid."""
+    first = await chat.reserve("abc-123", "+12135551234")
+    second = await chat.reserve("abc-123", "+12135551235")
+    listed = await chat.reservations()
+    assert [(first.uuid, None), (second.uuid, None)] == [(r.uuid, r.group_id) for r in listed]
+    await chat.cancel_reservation(first)
+    await chat.cancel_reservation(second.uuid)
+    assert await chat.reservations() == []
+    assert fake.available("abc-123") == ABC_NUMBERS
+
+
+async def test_purchase(fake: FakeTwoChat, chat: TwoChatSession) -> None:
+    """purchase() returns a Purchase of the group and number asked for, 2Chat's answer kept."""
+    chosen = await chat.purchase("abc-123", "+12135551234")
+    random = await chat.purchase("nyc-212")
+    assert (
+        Purchase(
+            "abc-123",
+            "+12135551234",
+            {
+                "message": "Number +12135551234 purchased successfully",
+                "data": {"number": "+12135551234", "group_id": "abc-123"},
+            },
+        )
+        == chosen
+    )
+    assert (random.group_id, random.number) == ("nyc-212", None)
+    assert fake.sold == {"+12135551234": "abc-123", "+12125552000": "nyc-212"}
+
+
+async def test_info(fake: FakeTwoChat, chat: TwoChatSession) -> None:
+    """info() returns the account, its limit and the requests it made, itself included."""
+    fake.clock = ManualClock(T0)
+    await chat.did_types()
+    expected = AccountInfo(
+        name="Fake Account (ACCfake)",
+        uuid="ACCfake",
+        on_trial=False,
+        blocked=False,
+        created_at=datetime(2022, 4, 21, 21, 55, 37, tzinfo=timezone.utc),
+        expires_at=T0 + timedelta(days=365),
+        requests_per_minute=80,
+        api_request_count=2,
+        max_api_request_count=500000,
+        number_check_count=0,
+        max_number_check_count=500000,
+    )
+    assert expected == await chat.info()
+
+
+# -- bad arguments are refused before anything is sent ------------------------------------
+
+BAD_CALLS: dict[str, tuple[Call, str]] = {
+    "regions-country": (lambda c: c.regions("USA"), "country"),
+    "cities-country": (lambda c: c.cities(1), "country"),
+    "cities-region-id": (lambda c: c.cities("US", region_id="123"), "region_id"),
+    "groups-country": (lambda c: c.groups("U1"), "country"),
+    "groups-region-id": (lambda c: c.groups("US", region_id=-1), "region_id"),
+    "groups-city-id": (lambda c: c.groups("US", city_id=False), "city_id"),
+    "groups-city-name": (lambda c: c.groups("US", city_name_or_prefix=" "), "city_name_or_prefix"),
+    "groups-did-type": (lambda c: c.groups("US", did_type="toll-free"), "did_type"),
+    "available-group-id": (lambda c: c.available_numbers(""), "group_id"),
+    "available-contains": (
+        lambda c: c.available_numbers("abc-123", number_contains="+555"),
+        "number_contains",
+    ),
+    "requirements-country": (lambda c: c.requirements("ÜS"), "country"),
+    "requirements-did-type": (lambda c: c.requirements("DE", did_type="1"), "did_type"),
+    "reserve-group-id": (lambda c: c.reserve("abc-123\ud800"), "group_id"),
+    "reserve-number": (lambda c: c.reserve("abc-123", "12135551234"), "number"),
+    "purchase-group-id": (lambda c: c.purchase("  "), "group_id"),
+    "purchase-number": (lambda c: c.purchase("abc-123", "+1 213 555 1234"), "number"),
+    "cancel-uuid": (lambda c: c.cancel_reservation("../purchase"), "uuid"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+async def test_a_bad_argument_is_refused_before_anything_is_sent(
+    fake: FakeTwoChat, chat: TwoChatSession, case: str
 ) -> None:
-    """A non-JSON error body that echoes the key is redacted in message and body."""
-    fake.script(Reply(status=502, body=f"<p>upstream got key {API_KEY}</p>".encode()))
-    with pytest.raises(ServerError) as info:
-        await chat.reserve("abc-123")
-    assert info.value.body == "<p>upstream got key ***</p>"
-    assert_key_hidden(info.value)
-
-
-async def test_key_echoed_in_json_error_body_is_redacted(
-    fake: FakeTwoChat, chat: TwoChatSession
-) -> None:
-    """A JSON error body that echoes the key is redacted in .body too, as text bodies are."""
-    fake.script(failure(400, f"Bad key {API_KEY} in request"))
-    with pytest.raises(BadRequestError) as info:
-        await chat.reserve("abc-123")
-    assert API_KEY not in repr(info.value.body)
+    """Each method checks each of its arguments: ValueError naming it, no request at all."""
+    call, name = BAD_CALLS[case]
+    with pytest.raises(ValueError, match=name):
+        await call(chat)
+    assert fake.requests == []

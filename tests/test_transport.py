@@ -1,4 +1,5 @@
-"""The transport over real loopback sockets: secrets, ``request_sent``, queueing, size caps.
+"""The transport over real loopback sockets: what is sent, the key, ``request_sent``, reading,
+the pool, retries and the rate limiter in the request loop.
 
 Where FakeTwoChat cannot misbehave the way a test needs (a broken status line, a stalled
 TLS handshake, a gzip bomb), a raw asyncio server on 127.0.0.1 plays 2Chat.
@@ -10,35 +11,44 @@ import asyncio
 import gzip
 import json
 import logging
+import platform
 import subprocess
 import sys
 import textwrap
+import time
 import traceback
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from conftest import API_KEY, BridgedAioresponses, free_port, refusal, serve
 
+import twochat_async
 from twochat_async import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    BadRequestError,
     InvalidResponseError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
     TwoChatError,
     TwoChatSession,
+    UnprocessableEntityError,
 )
-from twochat_async.testing import FakeGroup, FakeTwoChat
+from twochat_async._transport import MAX_RESPONSE_BYTES
+from twochat_async.testing import FakeGroup, FakeTwoChat, Reply
 
 # Long and varied, so that a 12-character piece of it cannot occur by chance.
 KEY = "sk-live-9f3Q7xZ2mK8pL4vR1tW6yB0nC5hJ"
 
 # -- a raw 2Chat stand-in -----------------------------------------------------------------
 
-Reply = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+RawReply = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class RawServer:
@@ -48,7 +58,7 @@ class RawServer:
     echoes the secret back, the way a misbehaving server or proxy might.
     """
 
-    def __init__(self, reply: Reply | None) -> None:
+    def __init__(self, reply: RawReply | None) -> None:
         self.reply = reply
         self.connections = 0
         self.requests: list[bytes] = []
@@ -98,7 +108,7 @@ def key_of(request: bytes) -> bytes:
     raise AssertionError("the request carried no API key")
 
 
-def send(template: bytes) -> Reply:
+def send(template: bytes) -> RawReply:
     """Reply with ``template`` (``{key}`` replaced by the request's key), then close."""
 
     async def reply(request: bytes, reader: asyncio.StreamReader, writer: Any) -> None:
@@ -279,7 +289,7 @@ async def test_request_sent_matches_what_the_server_received(fault: str, receive
             url = closed.url
         error, requests = await failure_of(url, timeout=0.5), []
     else:
-        replies: dict[str, Reply | None] = {
+        replies: dict[str, RawReply | None] = {
             "tls stall": None,
             "read, then hang": hang,
             "read, then drop": send(b""),
@@ -353,23 +363,6 @@ def gzip_bomb(inflated: int) -> bytes:
     return b"".join([*parts, packer.flush()])
 
 
-@asynccontextmanager
-async def serving(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 async def test_a_gzip_bomb_is_refused_within_the_cap_on_owned_and_borrowed_pools() -> None:
     """1 MiB of gzip inflating to 1 GiB is an InvalidResponseError, with bounded memory."""
     bomb = gzip_bomb(1 << 30)
@@ -380,7 +373,7 @@ async def test_a_gzip_bomb_is_refused_within_the_cap_on_owned_and_borrowed_pools
             body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
         )
 
-    async with serving(handler) as url:
+    async with serve(handler) as url:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -411,7 +404,7 @@ async def test_a_small_gzip_answer_is_decoded() -> None:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
 
-    async with serving(handler) as url, TwoChatSession(KEY, base_url=url) as chat:
+    async with serve(handler) as url, TwoChatSession(KEY, base_url=url) as chat:
         assert await chat.reservations() == []
 
 
@@ -421,7 +414,7 @@ async def test_an_unknown_content_encoding_is_an_invalid_response() -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=b"\x00\x01", headers={"Content-Encoding": "br"})
 
-    async with serving(handler) as url:
+    async with serve(handler) as url:
         error = await failure_of(url, call="reservations")
     assert isinstance(error, InvalidResponseError)
     assert "'br'" in str(error)
@@ -435,3 +428,487 @@ async def test_an_error_status_keeps_its_class_after_scrubbing() -> None:
     assert isinstance(error, APIError)
     assert error.status == 502
     assert "bad gateway ***" in str(error)
+
+
+async def test_an_echoed_key_is_replaced_by_stars_in_messages_and_bodies(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """A key the server quotes back shows as *** in the message and .body, JSON or not."""
+    fake.script(
+        refusal(400, f"Bad key {API_KEY} in request"),
+        Reply(status=502, body=f"<p>upstream got key {API_KEY}</p>".encode()),
+    )
+    with pytest.raises(BadRequestError) as json_error:
+        await chat.reserve("abc-123")
+    with pytest.raises(ServerError) as text_error:
+        await chat.reserve("abc-123")
+    assert str(json_error.value) == "HTTP 400: Bad key *** in request"
+    assert json_error.value.body["error_message"] == "Bad key *** in request"
+    assert text_error.value.body == "<p>upstream got key ***</p>"
+
+
+async def test_the_key_is_in_no_log_line(
+    fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Failures, retries and a failed hold release log nothing that holds the key."""
+    caplog.set_level(logging.DEBUG)
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=0.3) as chat:
+        fake.script(Reply(503), Reply(fault="drop"))
+        await chat.regions("US")
+        fake.script(Reply(fault="hang"))
+        with pytest.raises(APITimeoutError):
+            await chat.reserve("abc-123")
+        with pytest.raises(UnprocessableEntityError):
+            await chat.reserve("abc-123", number="+19999999999")
+        async with chat.hold("abc-123"):
+            fake.script(*[Reply(500)] * 3)
+    assert "Could not cancel" in caplog.text
+    assert API_KEY not in caplog.text
+
+
+async def test_a_refused_connection_chains_only_a_clean_os_error() -> None:
+    """A refused connection: APIConnectionError, not sent, caused by a bare OS error copy."""
+    async with TwoChatSession(KEY, base_url=f"http://127.0.0.1:{free_port()}") as chat:
+        with pytest.raises(APIConnectionError) as info:
+            await chat.reserve("abc-123")
+    assert APIConnectionError is type(info.value)
+    assert info.value.request_sent is False
+    # aiohttp's own exceptions carry the request's headers: only a fresh copy is chained.
+    assert ConnectionRefusedError is type(info.value.__cause__)
+    assert info.value.__cause__.__traceback__ is None
+    assert "ClientConnectorError" in str(info.value)
+
+
+# -- what is sent ---------------------------------------------------------------------------
+
+GET_HEADERS = {
+    "X-User-API-Key": API_KEY,
+    "Accept": "application/json",
+    # Uncompressed answers: the size cap then bounds what is decompressed too.
+    "Accept-Encoding": "identity",
+    "User-Agent": (
+        f"twochat-async/{twochat_async.__version__} aiohttp/{aiohttp.__version__} "
+        f"python/{platform.python_version()}"
+    ),
+}
+
+
+async def test_every_request_carries_the_key_and_safe_options(
+    mocked: BridgedAioresponses,
+) -> None:
+    """GET: the key, JSON accepted, no compression, our User-Agent; POST adds its type.
+
+    Whatever a borrowed session says, no redirect is followed (the key would go to another
+    host), raise_for_status is off (2Chat's error body is read) and bodies are read raw.
+    """
+    url = "https://api.p.2chat.io/open/numbers"
+    mocked.get(f"{url}/did-types", payload={"success": True, "data": {"did_types": []}})
+    mocked.post(f"{url}/purchase", status=201, payload={"success": True})
+    async with (
+        aiohttp.ClientSession(raise_for_status=True) as http,
+        TwoChatSession(API_KEY, http_session=http) as chat,
+    ):
+        await chat.did_types()
+        await chat.purchase("abc-123")
+    (get,), (post,) = mocked.requests.values()
+    assert get.kwargs["headers"] == GET_HEADERS
+    assert post.kwargs["headers"] == {**GET_HEADERS, "Content-Type": "application/json"}
+    for request in (get, post):
+        assert (
+            request.kwargs["allow_redirects"],
+            request.kwargs["raise_for_status"],
+            request.kwargs["auto_decompress"],
+        ) == (False, False, False)
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_a_redirect_is_an_error_and_never_carries_the_key_elsewhere(
+    fake: FakeTwoChat, chat: TwoChatSession, status: int
+) -> None:
+    """A 3xx to another origin is an APIError naming it; that origin never hears of us."""
+    seen: list[dict[str, str]] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.json_response({"success": True, "data": {"regions": []}})
+
+    async with serve(elsewhere) as other:
+        location = f"{other}/open/numbers/regions?country=US"
+        fake.script(Reply(status, headers={"Location": location}))
+        with pytest.raises(APIError, match="redirect") as info:
+            await chat.regions("US")
+    assert (APIError, status) == (type(info.value), info.value.status)
+    assert location in info.value.message
+    assert seen == []
+
+
+async def test_an_error_answer_raises_its_class_with_2chats_words(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """Over HTTP, an error answer raises its class carrying 2Chat's status, message, body."""
+    fake.script(refusal(404, "Number group nope not found"))
+    with pytest.raises(NotFoundError) as info:
+        await chat.reserve("nope")
+    assert (info.value.status, info.value.message) == (404, "Number group nope not found")
+    assert str(info.value) == "HTTP 404: Number group nope not found"
+    assert info.value.body["error"] is True
+
+
+# -- reading --------------------------------------------------------------------------------
+
+DETAILS = {
+    "uuid": "reservation-uuid-here",
+    "number": "+12135551234",
+    "created_at": "2024-01-15T10:30:00Z",
+    "expires_at": "2024-01-15T11:30:00Z",
+}
+
+
+def padded_success(size: int) -> bytes:
+    """A valid 201 reservation body of exactly ``size`` bytes."""
+    head = b'{"success": true, "padding": "'
+    tail = b'", "data": ' + json.dumps({"reservation_details": DETAILS}).encode() + b"}"
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+@pytest.mark.parametrize(
+    ("size", "chunked", "read"),
+    [
+        (MAX_RESPONSE_BYTES, False, True),
+        (MAX_RESPONSE_BYTES + 1, False, False),
+        (256 * 1024, True, True),
+        (MAX_RESPONSE_BYTES + 64 * 1024, True, False),
+    ],
+    ids=["at-the-cap", "over-the-cap", "chunked-under", "chunked-over"],
+)
+async def test_a_body_is_read_up_to_the_cap_and_refused_past_it(
+    size: int, chunked: bool, read: bool
+) -> None:
+    """Up to 4 MiB an answer is read; past it, with or without Content-Length, it is refused."""
+    body = padded_success(size)
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=201, headers={"Content-Type": "application/json"})
+        if chunked:
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = len(body)
+        await response.prepare(request)
+        try:
+            for start in range(0, len(body), 64 * 1024):
+                await response.write(body[start : start + 64 * 1024])
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading at the cap, as it should
+        return response
+
+    async with serve(answer) as url, TwoChatSession(API_KEY, base_url=url) as chat:
+        if read:
+            assert (await chat.reserve("abc-123")).uuid == "reservation-uuid-here"
+            return
+        with pytest.raises(InvalidResponseError, match="cap") as info:
+            await chat.reserve("abc-123")
+    assert info.value.status == 201
+
+
+# -- the pool -------------------------------------------------------------------------------
+
+
+async def test_a_borrowed_http_session_is_used_and_left_open(fake: FakeTwoChat) -> None:
+    """A given http_session carries the requests and stays open after close()."""
+    async with aiohttp.ClientSession(headers={"X-Borrowed": "yes"}) as http:
+        async with TwoChatSession(API_KEY, base_url=fake.base_url, http_session=http) as chat:
+            await chat.reserve("abc-123")
+        assert chat.closed
+        assert not http.closed
+        assert fake.requests[0]["headers"]["X-Borrowed"] == "yes"
+        async with http.get(fake.base_url + "/open/info") as response:
+            assert response.status == 401
+
+
+async def test_a_closed_borrowed_http_session_is_refused(fake: FakeTwoChat) -> None:
+    """A call through a borrowed http_session that was closed raises TwoChatError, sends nothing."""
+    http = aiohttp.ClientSession()
+    await http.close()
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, http_session=http) as chat:
+        with pytest.raises(TwoChatError, match="http_session"):
+            await chat.reserve("abc-123")
+    assert fake.requests == []
+
+
+async def test_cancelled_calls_leak_no_connection() -> None:
+    """1,000 calls cancelled mid-request leave the pool whole: the session still works."""
+    fake = FakeTwoChat(API_KEY, latency=0.05)
+    async with (
+        fake as url,
+        TwoChatSession(API_KEY, base_url=url, max_connections=5, timeout=3) as chat,
+    ):
+        for _ in range(4):
+            calls = [asyncio.create_task(chat.did_types()) for _ in range(250)]
+            await asyncio.sleep(0.02)  # some are on the wire, the rest wait for a connection
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+            assert all(call.cancelled() for call in calls)
+        # With a leaked connection, 5 parallel calls on a 5-connection pool would time out.
+        results = await asyncio.gather(*(chat.did_types() for _ in range(5)))
+    assert all(len(types) == 6 for types in results)
+
+
+# -- retries ------------------------------------------------------------------------------
+
+RESERVE = "POST /open/numbers/reservations"
+REGIONS = "GET /open/numbers/regions"
+
+
+def retrying(fake: FakeTwoChat, **options: Any) -> TwoChatSession:
+    """A session on ``fake`` with retries on (the default 2, unless given)."""
+    options.setdefault("timeout", 5)
+    return TwoChatSession(API_KEY, base_url=fake.base_url, **options)
+
+
+@pytest.mark.parametrize(
+    ("replies", "max_retries", "sent", "recovers"),
+    [
+        ([Reply(503), Reply(503)], 2, 3, True),
+        ([Reply(503)] * 3, 2, 3, False),
+        ([Reply(503)], 0, 1, False),
+        ([Reply(fault="hang")], 2, 2, True),
+        ([Reply(fault="drop")], 2, 2, True),
+    ],
+    ids=["503-503-200", "503-thrice", "retries-off", "timeout-then-200", "drop-then-200"],
+)
+async def test_a_get_is_sent_again_up_to_max_retries(
+    fake: FakeTwoChat, replies: list[Reply], max_retries: int, sent: int, recovers: bool
+) -> None:
+    """A GET that failed in passing is sent again, at most max_retries times."""
+    fake.script(*replies)
+    async with retrying(fake, max_retries=max_retries, timeout=0.3) as chat:
+        if recovers:
+            assert [r.name for r in await chat.regions("US")] == ["California", "New York"]
+        else:
+            with pytest.raises(ServerError, match="HTTP 503"):
+                await chat.regions("US")
+    assert fake.calls[REGIONS] == sent
+
+
+async def test_a_post_answered_503_is_sent_once(fake: FakeTwoChat) -> None:
+    """A reserve answered with a 5xx is raised, not sent again: 2Chat may have acted."""
+    fake.script(Reply(503, headers={"Retry-After": "0"}))
+    async with retrying(fake) as chat:
+        with pytest.raises(ServerError):
+            await chat.reserve("abc-123")
+    assert fake.calls[RESERVE] == 1
+
+
+async def test_a_post_dropped_after_2chat_acted_is_sent_once(fake: FakeTwoChat) -> None:
+    """A reserve whose connection drops after 2Chat acted is not re-sent: outcome unknown."""
+    fake.script(Reply(fault="drop", handle=True))
+    async with retrying(fake) as chat:
+        with pytest.raises(APIConnectionError) as caught:
+            await chat.reserve("abc-123")
+        assert len(await chat.reservations()) == 1  # the reservation did happen
+    assert caught.value.request_sent is True
+    assert fake.calls[RESERVE] == 1
+
+
+async def test_a_post_answered_429_is_sent_again_and_reserves_once(fake: FakeTwoChat) -> None:
+    """A reserve answered 429 then 201 succeeds with exactly one reservation made."""
+    fake.script(refusal(429, "slow down", headers={"Retry-After": "0"}))
+    async with retrying(fake) as chat:
+        reservation = await chat.reserve("abc-123")
+    assert fake.calls[RESERVE] == 2
+    assert [r.uuid for r in fake.active_reservations()] == [reservation.uuid]
+
+
+async def test_a_post_that_could_not_connect_is_tried_again() -> None:
+    """A reserve that cannot connect (never sent) is tried again, max_retries times."""
+    attempts: list[str] = []
+
+    async def on_connect(*_: Any) -> None:
+        attempts.append("connect")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_start.append(on_connect)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
+        url = f"http://127.0.0.1:{free_port()}"
+        async with TwoChatSession(API_KEY, base_url=url, http_session=http) as chat:
+            with pytest.raises(APIConnectionError) as caught:
+                await chat.reserve("abc-123")
+    assert caught.value.request_sent is False
+    assert len(attempts) == 3
+
+
+async def test_a_post_refused_then_listening_reaches_the_server_once() -> None:
+    """A reserve retried after a refused connection reaches the server once it listens."""
+    port = free_port()
+    fake = FakeTwoChat(API_KEY, port=port)
+    async with TwoChatSession(API_KEY, base_url=f"http://127.0.0.1:{port}", max_retries=8) as chat:
+        call = asyncio.create_task(chat.reserve("abc-123"))
+        await asyncio.sleep(0.05)  # the first attempt is refused by now
+        async with fake:
+            reservation = await call
+    assert reservation.group_id == "abc-123"
+    assert fake.calls[RESERVE] == 1
+
+
+async def test_retry_after_is_waited(fake: FakeTwoChat) -> None:
+    """A 503 with Retry-After: 1 is sent again no sooner than a second later."""
+    fake.script(Reply(503, headers={"Retry-After": "1"}))
+    async with retrying(fake) as chat:
+        started = time.monotonic()
+        await chat.regions("US")
+    assert time.monotonic() - started >= 0.9
+    assert fake.calls[REGIONS] == 2
+
+
+@pytest.mark.parametrize(("retry_after", "sent"), [("120", 1), ("0", 3)])
+async def test_the_last_rate_limit_error_carries_retry_after(
+    fake: FakeTwoChat, retry_after: str, sent: int
+) -> None:
+    """A 429 asking for 120 s is raised at once; 429s that keep coming, after the retries."""
+    fake.script(*[refusal(429, "slow down", headers={"Retry-After": retry_after})] * 3)
+    async with retrying(fake) as chat:
+        started = time.monotonic()
+        with pytest.raises(RateLimitError) as caught:
+            await chat.reserve("abc-123")
+    assert time.monotonic() - started < 5
+    assert float(retry_after) == caught.value.retry_after
+    assert fake.calls[RESERVE] == sent
+
+
+async def test_each_retry_is_logged_at_debug_without_the_key(
+    fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each retry is one DEBUG line on logger twochat_async, and no line holds the key."""
+    caplog.set_level(logging.DEBUG)
+    fake.script(refusal(503, f"bad {API_KEY}"))
+    async with retrying(fake) as chat:
+        await chat.regions("US")
+    retries = [r for r in caplog.records if r.name == "twochat_async"]
+    assert [r.levelno for r in retries] == [logging.DEBUG]
+    assert "Retrying GET /open/numbers/regions" in retries[0].getMessage()
+    assert API_KEY not in caplog.text
+
+
+async def test_tasks_told_to_wait_together_come_back_apart() -> None:
+    """20 calls told "Retry-After: 1" together each wait at least 1 s, not all the same time."""
+    first_seen: dict[str, float] = {}
+    waits: list[float] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        group, now = request.query["group_id"], time.monotonic()
+        if group not in first_seen:
+            first_seen[group] = now
+            body = {"success": False, "error": True, "error_message": "slow down"}
+            return web.json_response(body, status=429, headers={"Retry-After": "1"})
+        waits.append(now - first_seen[group])
+        return web.json_response({"success": True, "data": {"numbers": []}})
+
+    async with serve(answer) as url, TwoChatSession(API_KEY, base_url=url, max_retries=1) as chat:
+        await asyncio.gather(*(chat.available_numbers(f"g{n}") for n in range(20)))
+    assert len(waits) == 20
+    assert min(waits) >= 0.95
+    # Up to 0.2 s of jitter at 1 s: 20 draws all within 50 ms has odds below 1e-10.
+    assert max(waits) - min(waits) >= 0.05
+
+
+# -- the rate limiter in the request loop -------------------------------------------------
+
+
+async def test_a_429_pauses_every_task_of_the_session(fake: FakeTwoChat) -> None:
+    """After one task's 429 (Retry-After: 1), another task's call waits out the pause too."""
+    fake.script(refusal(429, "slow down", headers={"Retry-After": "1"}))
+    async with retrying(fake, rate_limit=6000, max_retries=0) as chat:
+        with pytest.raises(RateLimitError):
+            await chat.did_types()
+        started = time.monotonic()
+        await chat.regions("US")  # another call, as from another task
+    assert time.monotonic() - started >= 0.9
+
+
+async def test_waiting_for_a_slot_counts_against_no_timeout(fake: FakeTwoChat) -> None:
+    """A call that waits 0.5 s for its slot still succeeds with timeout=0.3."""
+    async with retrying(fake, rate_limit=120, timeout=0.3) as chat:
+        await asyncio.gather(chat.did_types(), chat.did_types())
+    assert fake.calls["GET /open/numbers/did-types"] == 2
+
+
+async def test_a_call_waiting_for_a_slot_can_be_cancelled_and_is_never_sent(
+    fake: FakeTwoChat,
+) -> None:
+    """Cancelling a call that waits for the limiter ends it before anything is sent."""
+    async with retrying(fake, rate_limit=1) as chat:
+        await chat.did_types()  # takes the only slot of the minute
+        waiting = asyncio.create_task(chat.did_types())
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert fake.calls["GET /open/numbers/did-types"] == 1
+
+
+async def test_the_account_limit_is_read_once_then_kept(fake: FakeTwoChat) -> None:
+    """rate_limit='account' asks GET /open/info once, then paces at its limit."""
+    fake.requests_per_minute = 600
+    async with retrying(fake, rate_limit="account") as chat:
+        started = time.monotonic()
+        await asyncio.gather(*(chat.did_types() for _ in range(6)))
+        elapsed = time.monotonic() - started
+    assert fake.calls["GET /open/info"] == 1
+    assert fake.calls["GET /open/numbers/did-types"] == 6
+    assert elapsed >= 0.45
+
+
+async def test_a_failed_account_limit_fetch_is_raised_then_asked_again(fake: FakeTwoChat) -> None:
+    """If GET /open/info fails, calls raise its error, and the next call asks again."""
+    fake.requests_per_minute = 6000
+    async with retrying(fake, rate_limit="account", max_retries=0) as chat:
+        fake.script(Reply(500))
+        with pytest.raises(ServerError):
+            await chat.did_types()
+        assert len(await chat.did_types()) == 6
+    assert fake.calls["GET /open/info"] == 2
+    assert fake.calls["GET /open/numbers/did-types"] == 1
+
+
+async def test_the_account_limit_fetch_is_retried_like_any_get(fake: FakeTwoChat) -> None:
+    """A 500 from GET /open/info is retried, and reserve() then succeeds, sent once."""
+    fake.requests_per_minute = 6000
+    fake.script(Reply(500))
+    async with retrying(fake, rate_limit="account") as chat:
+        reservation = await chat.reserve("abc-123")
+    assert reservation.group_id == "abc-123"
+    assert fake.calls["GET /open/info"] == 2
+    assert fake.calls[RESERVE] == 1
+
+
+async def test_the_account_limit_fetch_survives_a_cancelled_caller() -> None:
+    """A caller cancelled while the limit is fetched does not fail the others waiting."""
+    fake = FakeTwoChat(API_KEY, latency=0.2, requests_per_minute=6000)
+    async with fake, retrying(fake, rate_limit="account") as chat:
+        first = asyncio.create_task(chat.did_types())
+        second = asyncio.create_task(chat.did_types())
+        await asyncio.sleep(0.05)  # both wait on the one GET /open/info
+        first.cancel()
+        assert len(await second) == 6
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert fake.calls["GET /open/info"] == 1
+
+
+@pytest.mark.parametrize(
+    "rate", [1e-300, 5e-324, 0.5, 10**400], ids=["1e-300", "5e-324", "0.5", "10**400"]
+)
+async def test_an_unusable_account_limit_fails_every_call_and_hangs_none(
+    fake: FakeTwoChat, rate: Any
+) -> None:
+    """requests_per_minute below 1 or past a float's range: every call raises, none hangs."""
+    fake.requests_per_minute = rate
+    async with retrying(fake, rate_limit="account") as chat:
+        for _ in range(2):
+            with pytest.raises(InvalidResponseError, match=r"limits\.requests_per_minute"):
+                await asyncio.wait_for(chat.did_types(), timeout=5)
+    assert fake.calls["GET /open/info"] == 2
+    assert fake.calls["GET /open/numbers/did-types"] == 0

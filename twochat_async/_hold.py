@@ -13,6 +13,7 @@ from .models import Purchase, Reservation
 if TYPE_CHECKING:
     from ._session import TwoChatSession
 
+# The public names of this module; the package exports them (see __init__.py).
 __all__ = ["Hold"]
 
 logger = logging.getLogger("twochat_async")

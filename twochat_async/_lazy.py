@@ -1,31 +1,52 @@
-"""Import-on-first-use of a package's public names (PEP 562)."""
+"""Import-on-first-use of a package's public names (PEP 562).
+
+A package names the modules that define its public names, and each of them lists its
+own in ``__all__``: the one place a public name is written. The package's ``__all__``,
+its ``dir()`` and its attributes derive from those lists, importing a module only when
+one of its names is first used.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 
 def lazy_exports(
-    package: str, homes: Mapping[str, str]
-) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """Return a module ``__getattr__`` and ``__dir__`` importing ``homes[name]`` on first use.
+    package: str, homes: Sequence[str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Return a package's ``__getattr__`` and ``__dir__``, serving the public names of ``homes``.
 
     Args:
         package: The package's ``__name__``.
-        homes: Public name -> submodule (relative, without the dot) that defines it.
+        homes: Its submodules (relative, without the dot) whose ``__all__`` hold its
+            public names, cheapest to import first: a name is looked for in that order.
     """
+    namespace = sys.modules[package].__dict__
 
-    def __getattr__(name: str) -> object:
-        home = homes.get(name)
-        if home is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f".{home}", package), name)
-        setattr(sys.modules[package], name, value)  # later lookups skip this function
+    def home(module: str) -> ModuleType:
+        return importlib.import_module(f".{module}", package)
+
+    def public() -> list[str]:
+        return sorted(name for module in homes for name in home(module).__all__)
+
+    def __getattr__(name: str) -> Any:
+        if name == "__all__":
+            value: Any = public()
+        else:
+            for module in map(home, homes):
+                if name in module.__all__:
+                    value = getattr(module, name)
+                    break
+            else:
+                raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        namespace[name] = value  # later lookups skip this function
         return value
 
     def __dir__() -> list[str]:
-        return sorted({*vars(sys.modules[package]), *homes})
+        return sorted({*namespace, *public()})
 
     return __getattr__, __dir__

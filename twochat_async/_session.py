@@ -14,7 +14,8 @@ from yarl import URL
 
 from . import _wire
 from ._hold import Hold
-from ._transport import DEFAULT_USER_AGENT, RateLimit, RateLimiter, Transport
+from ._limit import Limiter, RateLimiter
+from ._transport import DEFAULT_USER_AGENT, Transport
 from .models import (
     AccountInfo,
     AvailableNumber,
@@ -22,24 +23,36 @@ from .models import (
     DidType,
     NumberGroup,
     Purchase,
+    RateLimit,
     Region,
     Reservation,
+    finite,
+    shown,
 )
 
-__all__ = ["DEFAULT_BASE_URL", "TwoChatSession"]
+# The public names of this module; the package exports them (see __init__.py).
+__all__ = ["TwoChatSession"]
 
 DEFAULT_BASE_URL = "https://api.p.2chat.io"
 API_KEY_ENV = "TWOCHAT_API_KEY"
 BASE_URL_ENV = "TWOCHAT_BASE_URL"
 
-_RESERVATIONS = "/open/numbers/reservations"
+_NUMBERS = "/open/numbers"
+_REGIONS = f"{_NUMBERS}/regions"
+_CITIES = f"{_NUMBERS}/cities"
+_DID_TYPES = f"{_NUMBERS}/did-types"
+_GROUPS = f"{_NUMBERS}/groups"
+_AVAILABLE = f"{_NUMBERS}/available"
+_REQUIREMENTS = f"{_NUMBERS}/requirements"
+_RESERVATIONS = f"{_NUMBERS}/reservations"
+_PURCHASE = f"{_NUMBERS}/purchase"
+_INFO = "/open/info"
 
 #: The most retries ``max_retries`` may ask for: more would retry for hours, and the
 #: backoff's ``2 ** attempt`` stops fitting a float after about a thousand.
 MAX_RETRIES_LIMIT = 100
 
 _S = TypeVar("_S", bound="TwoChatSession")
-_T = TypeVar("_T")
 
 
 class TwoChatSession:
@@ -76,9 +89,11 @@ class TwoChatSession:
             exponentially.
         rate_limit: A client-side budget shared by every task using the session: requests
             per minute (paced evenly, at least 1/60), a
-            [`RateLimit`][twochat_async.RateLimit] for a burst, or ``"account"`` to read
-            the account's limit from ``info()`` on first use (that ``GET`` is retried like
-            any other). ``None``: no limit.
+            [`RateLimit`][twochat_async.RateLimit] for a burst, ``"account"`` to read the
+            account's limit from ``info()`` on first use (that ``GET`` is retried like any
+            other), or a limiter of your own that implements
+            [`Limiter`][twochat_async.Limiter] (closed with the session if it has
+            ``aclose()``). ``None``: no limit.
         allow_insecure_http: Allow a plain ``http://`` ``base_url`` to a host other than
             this machine, which would send the API key in clear text.
 
@@ -99,7 +114,7 @@ class TwoChatSession:
         max_connections: int = 100,
         user_agent: str | None = None,
         max_retries: int = 2,
-        rate_limit: float | RateLimit | Literal["account"] | None = None,
+        rate_limit: float | RateLimit | Limiter | Literal["account"] | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
@@ -112,12 +127,11 @@ class TwoChatSession:
             raise ValueError("api_key must be a string without spaces or control characters.")
         if not isinstance(allow_insecure_http, bool):
             raise ValueError(
-                f"allow_insecure_http must be True or False, got {_wire.shown(allow_insecure_http)}"
+                f"allow_insecure_http must be True or False, got {shown(allow_insecure_http)}"
             )
         if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
             raise ValueError(
-                "http_session must be an aiohttp.ClientSession or None, got "
-                f"{_wire.shown(http_session)}"
+                f"http_session must be an aiohttp.ClientSession or None, got {shown(http_session)}"
             )
         self._base_url = _check_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, allow_insecure_http
@@ -132,10 +146,7 @@ class TwoChatSession:
             max_retries=_check_count(
                 max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES_LIMIT
             ),
-            limiter=None
-            if rate_limit in (None, "account")
-            else RateLimiter(RateLimit.of(rate_limit)),
-            account_limit=rate_limit == "account",
+            limiter=_limiter(rate_limit),
         )
 
     @property
@@ -192,13 +203,9 @@ class TwoChatSession:
         """
         body = _wire.reservation_body(group_id, number)
         status, payload = await self._transport.request("POST", _RESERVATIONS, body=body)
-        return _wire.decode_reservation(payload, status=status, group_id=group_id)
-
-    async def _list(
-        self, path: str, key: str, cls: type[_T], **params: str | int | None
-    ) -> list[_T]:
-        status, payload = await self._transport.request("GET", path, params=_wire.query(**params))
-        return _wire.decode_list(payload, key, cls, status=status)
+        return _wire.decode(
+            payload, "$.data.reservation_details", Reservation, status=status, group_id=group_id
+        )
 
     async def regions(self, country: str) -> list[Region]:
         """List the regions of a country (2Chat has them for US, CA and GB).
@@ -213,8 +220,9 @@ class TwoChatSession:
             ValueError: ``country`` is not two ASCII letters (nothing is sent).
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        country = _wire.check_country(country)
-        return await self._list("/open/numbers/regions", "regions", Region, country=country)
+        params = _wire.query(country=_wire.check_country(country))
+        status, payload = await self._transport.request("GET", _REGIONS, params=params)
+        return _wire.decode(payload, "$.data.regions", list[Region], status=status)
 
     async def cities(self, country: str, *, region_id: int | None = None) -> list[City]:
         """List the cities of a country, or of one of its regions.
@@ -230,12 +238,13 @@ class TwoChatSession:
             ValueError: An argument is invalid (nothing is sent).
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        country = _wire.check_country(country)
-        region = None if region_id is None else _wire.check_int_id(region_id, "region_id")
-        # 2Chat's query key is "region" here, unlike "region_id" for groups.
-        return await self._list(
-            "/open/numbers/cities", "cities", City, country=country, region=region
+        params = _wire.query(
+            country=_wire.check_country(country),
+            # 2Chat's query key is "region" here, unlike "region_id" for groups.
+            region=_wire.check_int_id(region_id, "region_id"),
         )
+        status, payload = await self._transport.request("GET", _CITIES, params=params)
+        return _wire.decode(payload, "$.data.cities", list[City], status=status)
 
     async def did_types(self) -> list[DidType]:
         """List the kinds of number (DID types) 2Chat sells.
@@ -246,7 +255,8 @@ class TwoChatSession:
         Raises:
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        return await self._list("/open/numbers/did-types", "did_types", DidType)
+        status, payload = await self._transport.request("GET", _DID_TYPES)
+        return _wire.decode(payload, "$.data.did_types", list[DidType], status=status)
 
     async def groups(
         self,
@@ -275,14 +285,13 @@ class TwoChatSession:
         """
         params = _wire.query(
             country=_wire.check_country(country),
-            region_id=None if region_id is None else _wire.check_int_id(region_id, "region_id"),
-            city_id=None if city_id is None else _wire.check_int_id(city_id, "city_id"),
-            city_name_or_prefix=None
-            if city_name_or_prefix is None
-            else _wire.check_id(city_name_or_prefix, "city_name_or_prefix"),
-            did_type=None if did_type is None else _wire.check_did_type(did_type),
+            region_id=_wire.check_int_id(region_id, "region_id"),
+            city_id=_wire.check_int_id(city_id, "city_id"),
+            city_name_or_prefix=_wire.check_text(city_name_or_prefix, "city_name_or_prefix"),
+            did_type=_wire.check_did_type(did_type),
         )
-        return await self._list("/open/numbers/groups", "groups", NumberGroup, **params)
+        status, payload = await self._transport.request("GET", _GROUPS, params=params)
+        return _wire.decode(payload, "$.data.groups", list[NumberGroup], status=status)
 
     async def available_numbers(
         self, group_id: str, *, number_contains: str | None = None
@@ -300,27 +309,21 @@ class TwoChatSession:
             ValueError: An argument is invalid (nothing is sent).
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        contains = (
-            None
-            if number_contains is None
-            else _wire.check_digits(number_contains, "number_contains")
-        )
-        return await self._list(
-            "/open/numbers/available",
-            "numbers",
-            AvailableNumber,
+        params = _wire.query(
             group_id=_wire.check_id(group_id, "group_id"),
-            number_contains=contains,
+            number_contains=_wire.check_digits(number_contains, "number_contains"),
         )
+        status, payload = await self._transport.request("GET", _AVAILABLE, params=params)
+        return _wire.decode(payload, "$.data.numbers", list[AvailableNumber], status=status)
 
     async def requirements(
-        self, country: str, *, did_type: int | str | None = None
+        self, country: str, *, did_type: int | None = None
     ) -> list[Mapping[str, Any]]:
         """List what a country requires to buy its numbers (identity, address, documents).
 
         Args:
             country: ISO 3166 alpha-2 code, any case.
-            did_type: A DID type **id** from `did_types()`, sent as given.
+            did_type: A DID type's **id** (an int) from `did_types()`.
 
         Returns:
             One mapping per requirement; their fields vary by country.
@@ -329,16 +332,12 @@ class TwoChatSession:
             ValueError: An argument is invalid (nothing is sent).
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        country = _wire.check_country(country)
-        if did_type is not None and not isinstance(did_type, int):
-            did_type = _wire.check_id(did_type, "did_type")
-        elif did_type is not None:
-            did_type = _wire.check_int_id(did_type, "did_type")
-        params = _wire.query(country=country, did_type=did_type)
-        status, payload = await self._transport.request(
-            "GET", "/open/numbers/requirements", params=params
+        params = _wire.query(
+            country=_wire.check_country(country),
+            did_type=_wire.check_int_id(did_type, "did_type"),
         )
-        return _wire.decode_list(payload, "requirements", Mapping[str, Any], status=status)
+        status, payload = await self._transport.request("GET", _REQUIREMENTS, params=params)
+        return _wire.decode(payload, "$.data.requirements", list[Mapping[str, Any]], status=status)
 
     async def reservations(self) -> list[Reservation]:
         """List the account's active reservations.
@@ -352,7 +351,8 @@ class TwoChatSession:
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         status, payload = await self._transport.request("GET", _RESERVATIONS)
-        return _wire.decode_reservations(payload, status=status)
+        # data's shape is open (a list, or an object holding one): models.py reads each.
+        return _wire.decode(payload, "$.data", list[Reservation], status=status)
 
     async def cancel_reservation(self, reservation: Reservation | str) -> None:
         """Cancel a reservation, returning its number to the available pool.
@@ -388,8 +388,9 @@ class TwoChatSession:
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
         body = _wire.reservation_body(group_id, number)
-        _, payload = await self._transport.request("POST", "/open/numbers/purchase", body=body)
-        return _wire.decode_purchase(payload, group_id=group_id, number=number)
+        status, payload = await self._transport.request("POST", _PURCHASE, body=body)
+        # 2Chat documents nothing of the answer but "success": all the rest is kept.
+        return Purchase(group_id, number, _wire.decode(payload, "$", dict[str, Any], status=status))
 
     async def info(self) -> AccountInfo:
         """Return the account, its rate limit and its usage (``GET /open/info``).
@@ -400,10 +401,8 @@ class TwoChatSession:
         Raises:
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        status, payload = await self._transport.request("GET", "/open/info")
-        return _wire.structure(
-            payload, AccountInfo, status=status, what=""
-        )  # the record spans the whole answer
+        status, payload = await self._transport.request("GET", _INFO)
+        return _wire.decode(payload, "$", AccountInfo, status=status)
 
     def hold(self, group_id: str, number: str | None = None) -> Hold:
         """Reserve a number for the length of an ``async with`` block.
@@ -433,11 +432,20 @@ class TwoChatSession:
         return Hold(self, group_id, number)
 
 
+def _limiter(rate_limit: object) -> Limiter | Literal["account"] | None:
+    """Return the limiter ``rate_limit`` asks for (see `TwoChatSession`)."""
+    if rate_limit is None or isinstance(rate_limit, Limiter):
+        return rate_limit
+    if rate_limit == "account":
+        return "account"
+    return RateLimiter(RateLimit.of(rate_limit))
+
+
 def _check_base_url(value: object, allow_insecure_http: bool) -> str:
     if not isinstance(value, str) or not value.isprintable() or " " in value:
         raise ValueError(
             f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, without spaces or "
-            f"control characters; got {_wire.shown(value)}"
+            f"control characters; got {shown(value)}"
         )
     try:
         url = URL(value)
@@ -475,16 +483,14 @@ def _check_count(value: int, name: str, *, minimum: int, maximum: int | None = N
         or (maximum is not None and value > maximum)
     ):
         span = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{name} must be an int {span}, got {_wire.shown(value)}")
+        raise ValueError(f"{name} must be an int {span}, got {shown(value)}")
     return value
 
 
 def _check_seconds(value: object, name: str) -> float:
-    seconds = _wire.finite(value)
+    seconds = finite(value)
     if seconds is None or seconds <= 0:
-        raise ValueError(
-            f"{name} must be a finite, positive number of seconds, got {_wire.shown(value)}"
-        )
+        raise ValueError(f"{name} must be a finite, positive number of seconds, got {shown(value)}")
     return seconds
 
 
@@ -504,5 +510,5 @@ def _check_user_agent(value: object) -> str:
         return value
     raise ValueError(
         "user_agent must be printable ASCII text without CR/LF or control characters, "
-        f"such as 'my-app/1.0'; got {_wire.shown(value)}"
+        f"such as 'my-app/1.0'; got {shown(value)}"
     )

@@ -1,17 +1,17 @@
 """The only place that does I/O: one aiohttp pool, one ``request`` that every call goes through.
 
-It owns the connection pool's lifecycle, the timeout, the response size cap, the
-mapping of every transport failure to a `twochat_async.errors` class, the retry
-policy, and the rate limiter shared by every task using the session.
+It owns the connection pool's lifecycle, the request loop (the rate limiter's slots, the
+retries `_wire.retry_delay` decides), sending, reading under a size cap, the mapping of
+every transport failure to a `twochat_async.errors` class, and the scrubbing of the API
+key from whatever comes back.
 
 The pool belongs to the event loop it was created on, and is closed with it: asyncio
 finalizes open async generators before it closes a loop (``asyncio.run`` does), and one
 of them holds the pool. A call from a later loop gets a new pool; a call from another
 loop while the pool's own is still open is refused before anything is sent.
 
-Retries never risk buying twice: a POST is re-sent only when 2Chat surely did not act on
-it (a 429, or a failure to connect); GET and DELETE are idempotent and are re-sent on
-connection failures, timeouts and the statuses 2Chat tells clients to retry.
+Retries never risk buying twice: whether a failed request may be sent again is decided
+by `_wire.retry_delay`, from ``request_sent``, which this module keeps exact.
 """
 
 from __future__ import annotations
@@ -19,18 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import platform
-import random
 import zlib
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
-import attrs
 
 from . import _wire
+from ._limit import Limiter, RateLimiter
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -39,26 +37,10 @@ from .errors import (
     InvalidResponseError,
     TwoChatError,
 )
+from .models import RateLimit
 
-#: Default cap on a response body; 2Chat's largest documented answers are a few KiB.
+#: The cap on a response body; 2Chat's largest documented answers are a few KiB.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-
-#: Statuses 2Chat documents as passing (409 booting, 410 connecting, 429 rate limited,
-#: 486 busy, 503/504 unavailable) plus 500/502; retried for idempotent methods only.
-RETRY_STATUSES = frozenset({409, 410, 429, 486, 500, 502, 503, 504})
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 8.0
-#: The longest Retry-After that is waited for; a longer one is raised at once.
-MAX_RETRY_AFTER = 60.0
-#: How long the limiter pauses after a 429 that carried no Retry-After.
-DEFAULT_429_PAUSE = 1.0
-#: A wait on Retry-After is lengthened by a random share of up to this much of
-#: (1 s + Retry-After): 0.1 s of spread at 0 s, 0.6 s at 5 s, 6.1 s at 60 s.
-RETRY_AFTER_JITTER = 0.1
-#: The slowest `RateLimit` (one request an hour) and the largest burst.
-MIN_PER_MINUTE = 1 / 60
-MAX_BURST = 1_000_000
 
 logger = logging.getLogger("twochat_async")
 
@@ -80,13 +62,13 @@ class Transport:
         "_key",
         "_limiter",
         "_loop",
-        "_max_bytes",
         "_max_connections",
         "_max_retries",
         "_owns_http",
         "_post_headers",
         "_redactor",
         "_slots",
+        "_take",
         "_timeout",
     )
 
@@ -99,16 +81,17 @@ class Transport:
         http_session: aiohttp.ClientSession | None,
         max_connections: int,
         user_agent: str,
-        max_retries: int = 2,
-        limiter: RateLimiter | None = None,
-        account_limit: bool = False,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_retries: int,
+        limiter: Limiter | Literal["account"] | None,
     ) -> None:
         self._key = api_key
         self._max_retries = max_retries
-        self._limiter = limiter
+        self._limiter: Limiter | None = None
+        self._take: Callable[[], bool] = _never
+        if limiter != "account":
+            self._set_limiter(limiter)
         # rate_limit="account": the limiter is built from GET /open/info on first use.
-        self._account_limit: asyncio.Future[None] | bool = account_limit
+        self._account_limit: asyncio.Future[None] | bool = limiter == "account"
         self._base_url = base_url
         self._timeout = timeout
         self._http = http_session
@@ -118,7 +101,6 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: AsyncGenerator[None, None] | None = None
         self._max_connections = max_connections
-        self._max_bytes = max_response_bytes
         self._closed = False
         self._redactor = Redactor(api_key)
         # One slot per pooled connection, taken before aiohttp is asked for one: waiting
@@ -140,6 +122,11 @@ class Transport:
     def closed(self) -> bool:
         """Whether `close()` has been called."""
         return self._closed
+
+    def _set_limiter(self, limiter: Limiter | None) -> None:
+        self._limiter = limiter
+        # A limiter's synchronous fast path, if it has one: no coroutine while slots are free.
+        self._take = getattr(limiter, "take", _never)
 
     def _session(self) -> aiohttp.ClientSession:
         """Return the pool for the running loop, creating ours on first use.
@@ -210,8 +197,21 @@ class Transport:
         return self._open_pool(loop)
 
     async def close(self) -> None:
-        """Close the pool if this transport created it; safe to call more than once."""
+        """Close the pool if this transport created it, and the limiter if it has ``aclose()``.
+
+        Calling it again does nothing.
+        """
+        if self._closed:
+            return
         self._closed = True
+        try:
+            await self._close_pool()
+        finally:
+            aclose = getattr(self._limiter, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _close_pool(self) -> None:
         http, self._http = self._http, None
         guard, self._guard = self._guard, None
         loop = self._loop
@@ -255,14 +255,14 @@ class Transport:
         attempt = 0
         while True:
             limiter = self._limiter
-            if limiter is not None and not limiter.take():
+            if limiter is not None and not self._take():
                 await limiter.acquire()
             try:
                 return await self._send(method, path, params, body)
             except (APIError, APIConnectionError) as exc:
-                delay = self._retry_delay(method, exc, attempt)
+                delay = _wire.retry_delay(method, exc, attempt, self._max_retries)
                 if isinstance(exc, APIError) and exc.status == 429 and self._limiter is not None:
-                    self._limiter.pause(exc.retry_after)
+                    await self._limiter.pause(exc.retry_after)
                 if delay is None:
                     raise
                 attempt += 1
@@ -276,25 +276,6 @@ class Transport:
                     exc,
                 )
             await asyncio.sleep(delay)
-
-    def _retry_delay(
-        self, method: str, exc: APIError | APIConnectionError, attempt: int
-    ) -> float | None:
-        """Return the seconds to wait before retrying, or ``None`` to raise ``exc``."""
-        if attempt >= self._max_retries:
-            return None
-        if isinstance(exc, APIConnectionError):
-            # A POST that may have reached 2Chat is never re-sent: it could buy twice.
-            if exc.request_sent and method not in IDEMPOTENT_METHODS:
-                return None
-        elif exc.status not in RETRY_STATUSES or (
-            exc.status != 429 and method not in IDEMPOTENT_METHODS
-        ):
-            return None
-        elif exc.retry_after is not None:
-            return _jittered(exc.retry_after) if exc.retry_after <= MAX_RETRY_AFTER else None
-        # Exponential backoff with full jitter (spreads out tasks that failed together).
-        return random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
 
     async def _limit_from_account(self) -> None:
         """Build the limiter from the account's ``requests_per_minute``, once."""
@@ -318,7 +299,8 @@ class Transport:
     async def _fetch_account_limit(self) -> None:
         # Retried like any GET (a 500 here says nothing about the caller's request).
         status, payload = await self.request("GET", "/open/info", await_account_limit=False)
-        self._limiter = RateLimiter(RateLimit(_wire.decode_account_limit(payload, status=status)))
+        rate = _wire.decode_account_limit(payload, status=status)
+        self._set_limiter(RateLimiter(RateLimit(rate)))
 
     async def _send(
         self,
@@ -362,7 +344,7 @@ class Transport:
             ) as response:
                 status = response.status
                 length = response.content_length
-                if length is not None and length <= self._max_bytes:
+                if length is not None and length <= MAX_RESPONSE_BYTES:
                     raw: bytes | None = await response.read()  # the usual case, inline
                 else:
                     raw = await self._read_capped(response)
@@ -389,7 +371,7 @@ class Transport:
         raw = self._redactor.bytes(raw)
         if encoding is not None:
             raw = self._redactor.bytes(self._decompress(raw, encoding, status))
-        return status, _wire.decode(status, headers, raw)
+        return status, _wire.parse(status, headers, raw)
 
     def _failure(self, exc: BaseException, method: str, path: str) -> APIConnectionError:
         """Return our error for a transport failure, with only a clean ``__cause__``."""
@@ -433,7 +415,7 @@ class Transport:
             data = bytearray()
             async for chunk in response.content.iter_any():
                 data += chunk
-                if len(data) > self._max_bytes:
+                if len(data) > MAX_RESPONSE_BYTES:
                     break
             else:
                 return bytes(data)
@@ -441,7 +423,7 @@ class Transport:
 
     def _too_large(self, status: int) -> InvalidResponseError:
         return InvalidResponseError(
-            f"2Chat's answer is larger than the {self._max_bytes}-byte cap; it was not read.",
+            f"2Chat's answer is larger than the {MAX_RESPONSE_BYTES}-byte cap; it was not read.",
             status=status,
         )
 
@@ -460,10 +442,10 @@ class Transport:
         for wbits in (47, -15):
             inflater = zlib.decompressobj(wbits)
             try:
-                data = inflater.decompress(raw, self._max_bytes + 1)
+                data = inflater.decompress(raw, MAX_RESPONSE_BYTES + 1)
             except zlib.error:
                 continue
-            if len(data) > self._max_bytes or inflater.unconsumed_tail:
+            if len(data) > MAX_RESPONSE_BYTES or inflater.unconsumed_tail:
                 del data  # never in a recorded frame: megabytes of the server's bytes
                 raise self._too_large(status)
             return data
@@ -574,9 +556,9 @@ class Redactor:
         }
 
 
-def _jittered(retry_after: float) -> float:
-    """Return ``retry_after`` plus a little jitter, so tasks told to wait together part."""
-    return retry_after + random.uniform(0.0, RETRY_AFTER_JITTER * (1.0 + retry_after))  # noqa: S311
+def _never() -> bool:
+    """The fast path of a limiter that has none: every slot is waited for."""
+    return False
 
 
 async def _closed_with_loop(http: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -603,129 +585,3 @@ def _dispose(http: aiohttp.ClientSession) -> None:
     with contextlib.suppress(StopIteration):
         closing.send(None)
     closing.close()  # nothing once finished; stops it if aiohttp ever waits here
-
-
-@attrs.frozen
-class RateLimit:
-    """A client-side request budget: ``per_minute`` requests, at most ``burst`` at once.
-
-    With ``burst=1`` requests are paced evenly, one every ``60 / per_minute`` seconds.
-
-    Attributes:
-        per_minute: Requests allowed per minute (2Chat: 80 on paid plans, 30 on trial):
-            a finite number of at least 1/60 (one request an hour).
-        burst: Requests that may go out back to back after an idle spell: an int from 1
-            to 1,000,000.
-
-    Raises:
-        ValueError: ``per_minute`` or ``burst`` is out of range or not a number.
-    """
-
-    per_minute: float
-    burst: int = 1
-
-    def __attrs_post_init__(self) -> None:
-        rate = _wire.finite(self.per_minute)
-        if rate is None or rate < MIN_PER_MINUTE:
-            # Slower than one an hour, a slot is days away; near 0, the wait divides by zero.
-            raise ValueError(
-                "per_minute must be a finite number of at least 1/60 (one request an hour), "
-                f"got {_wire.shown(self.per_minute)}"
-            )
-        burst = self.burst
-        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
-            raise ValueError(
-                f"burst must be an int from 1 to {MAX_BURST:,}, got {_wire.shown(self.burst)}"
-            )
-
-    @classmethod
-    def of(cls, value: Any) -> RateLimit:
-        """Return ``value`` as a `RateLimit` (a number means ``burst=1``).
-
-        Args:
-            value: A `RateLimit`, or requests per minute (an ``int`` or ``float``).
-
-        Returns:
-            ``value`` itself if it is a `RateLimit`, else ``RateLimit(value)``.
-
-        Raises:
-            ValueError: ``value`` is neither a `RateLimit` nor a finite number of at least
-                1/60.
-        """
-        return value if isinstance(value, RateLimit) else cls(value)
-
-
-class RateLimiter:
-    """Hands out request slots at a `RateLimit`, shared by every task of a session.
-
-    A token bucket of ``burst`` tokens refilled at the limit's rate, checked when a slot
-    is handed out (not booked ahead), so the pace holds in real time even after the event
-    loop stalls. Waiters queue in order on one lock; only the first of them sleeps. A 429
-    from 2Chat empties the bucket and pauses every caller, not just the one that got it.
-
-    It is used from one event loop at a time, and its state carries over to the next one:
-    the pace holds across ``asyncio.run()`` calls, as asyncio's loops all tell time by
-    ``time.monotonic()``.
-    """
-
-    __slots__ = (
-        "_burst",
-        "_lock",
-        "_lock_loop",
-        "_paused_until",
-        "_per_second",
-        "_tokens",
-        "_updated",
-    )
-
-    def __init__(self, limit: RateLimit) -> None:
-        self._per_second = limit.per_minute / 60.0
-        self._burst = float(limit.burst)
-        self._tokens = self._burst
-        self._updated = -math.inf  # on the loop's clock; the bucket starts full
-        self._paused_until = 0.0
-        # An asyncio.Lock binds to the first loop that waits on it: one per loop.
-        self._lock = asyncio.Lock()
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
-
-    def take(self) -> bool:
-        """Take a slot if one is free now and nobody waits; return whether it did.
-
-        The hot path of a limit that is not reached: no coroutine, no lock.
-        """
-        if self._lock.locked():
-            return False
-        now = asyncio.get_running_loop().time()
-        tokens = min(self._burst, self._tokens + (now - self._updated) * self._per_second)
-        if tokens < 1.0 or now < self._paused_until:
-            return False
-        self._tokens, self._updated = tokens - 1.0, now
-        return True
-
-    async def acquire(self) -> None:
-        """Wait for a slot; cancellable, and counted against no request timeout."""
-        loop = asyncio.get_running_loop()
-        if self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        cap = self._burst
-        async with self._lock:
-            while True:
-                now = loop.time()
-                refill = (now - self._updated) * self._per_second
-                self._tokens = min(cap, self._tokens + refill)
-                self._updated = now
-                wait = max(self._paused_until - now, (1.0 - self._tokens) / self._per_second)
-                if wait <= 0.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep(wait)  # a 429 meanwhile is seen on the next turn
-                # Sleeps end late (the loop's clock ticks in milliseconds): keep up to one
-                # token of that lateness, or a backlog would drift below the pace.
-                cap = self._burst + 1.0
-
-    def pause(self, seconds: float | None) -> None:
-        """Hold every caller back after a 429, for ``seconds`` (or a default pause)."""
-        wait = DEFAULT_429_PAUSE if seconds is None else min(seconds, MAX_RETRY_AFTER)
-        until = asyncio.get_running_loop().time() + wait
-        self._paused_until = max(self._paused_until, until)
-        self._tokens = min(self._tokens, 0.0)

@@ -1,12 +1,15 @@
-"""2Chat's wire format, without I/O: validate arguments, build bodies, decode answers.
+"""2Chat's wire format and the SDK's policy on it, without I/O.
 
-Everything here is a plain function of its inputs, so it is tested with plain calls.
+It reads top to bottom: the arguments a call is given, the bodies it sends, the answers
+it gets (their errors included), and what to do after a failure. Everything here is a
+plain function of its inputs, so it is tested with plain calls.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -17,41 +20,34 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.v import format_exception
 
-from .errors import APIError, InvalidResponseError, error_class
-from .models import Purchase, Reservation, converter
+from .errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InvalidResponseError,
+    NotFoundError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    UnprocessableEntityError,
+)
+from .models import SNIPPET_CHARS, converter, finite, shown
 
 T = TypeVar("T")
 
-#: How much of a body an error keeps and shows.
-SNIPPET_CHARS = 200
+# -- arguments ----------------------------------------------------------------------------
+# Each check returns the value to send, or raises ValueError naming the argument. Those of
+# optional arguments pass None (not given) through.
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
-
-def shown(value: object) -> str:
-    """Return ``repr(value)`` for an error message, cut to a readable length."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int past sys.get_int_max_str_digits() cannot be printed
-        return f"<{type(value).__name__} too long to show>"
-    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+DID_TYPES = frozenset({"global", "local", "mobile", "national", "sharedcost", "tollfree", "all"})
 
 
-def finite(value: object) -> float | None:
-    """Return ``value`` as a float if it is a finite int or float (not a bool), else ``None``.
-
-    An int too large for a float gives ``None``, never ``OverflowError``.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def check_text(value: str, name: str) -> str:
+def check_utf8(value: str, name: str) -> str:
     """Return ``value`` if it can be sent as UTF-8, else raise ``ValueError``.
 
     A lone surrogate (``"\\ud800"``, left by decoding bytes with ``surrogateescape``)
@@ -72,7 +68,16 @@ def check_id(value: object, name: str) -> str:
     """Return ``value`` if it is a non-blank string of valid text, else raise ``ValueError``."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {shown(value)}")
-    return check_text(value, name)
+    return check_utf8(value, name)
+
+
+def check_text(value: object, name: str) -> str | None:
+    """Return ``value`` if it is ``None`` or a non-blank string of valid text.
+
+    Raises:
+        ValueError: It is anything else.
+    """
+    return None if value is None else check_id(value, name)
 
 
 def check_path_segment(value: object, name: str) -> str:
@@ -95,14 +100,80 @@ def check_path_segment(value: object, name: str) -> str:
     return value
 
 
-def check_number(value: object, name: str = "number") -> str:
-    """Return ``value`` if it is an E.164 phone number, else raise ``ValueError``."""
+def check_number(value: object, name: str = "number") -> str | None:
+    """Return ``value`` if it is ``None`` or an E.164 phone number, else raise ``ValueError``."""
+    if value is None:
+        return None
     if not isinstance(value, str) or _E164.fullmatch(value) is None:
         raise ValueError(
             f"{name} must be an E.164 phone number: '+', then 2 to 15 digits not starting "
             f"with 0, e.g. '+12135551234'; got {value!r}"
         )
     return value
+
+
+def check_country(value: object) -> str:
+    """Return an ISO 3166 alpha-2 country code in upper case, else raise ``ValueError``."""
+    if not isinstance(value, str) or len(value) != 2 or not value.isascii() or not value.isalpha():
+        raise ValueError(f"country must be an ISO 3166 alpha-2 code such as 'US', got {value!r}")
+    return value.upper()
+
+
+def check_int_id(value: object, name: str) -> int | None:
+    """Return ``value`` if it is ``None`` or an int id of 0 or more (not a bool).
+
+    Raises:
+        ValueError: It is anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int id, got {value!r}")
+    return value
+
+
+def check_did_type(value: object) -> str | None:
+    """Return ``value`` if it is ``None`` or a DID type name Search Number Groups accepts.
+
+    Raises:
+        ValueError: It is anything else.
+    """
+    if value is None:
+        return None
+    if value not in DID_TYPES:
+        raise ValueError(f"did_type must be one of {', '.join(sorted(DID_TYPES))}; got {value!r}")
+    return str(value)
+
+
+def check_digits(value: object, name: str) -> str | None:
+    """Return ``value`` if it is ``None`` or 1 to 15 ASCII digits, else raise ``ValueError``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 15:
+        raise ValueError(f"{name} must be 1 to 15 digits such as '555', got {value!r}")
+    return value
+
+
+def check_reservation(group_id: object, number: object) -> None:
+    """Check the arguments of a reservation or purchase, else raise ``ValueError``."""
+    check_id(group_id, "group_id")
+    check_number(number)
+
+
+# -- bodies -------------------------------------------------------------------------------
+
+
+def query(**params: str | int | None) -> dict[str, str]:
+    """Build a query string mapping, leaving out ``None`` values.
+
+    Raises:
+        ValueError: A string value holds a lone surrogate (aiohttp would drop it silently).
+    """
+    return {
+        key: check_utf8(value, key) if isinstance(value, str) else str(value)
+        for key, value in params.items()
+        if value is not None
+    }
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -120,15 +191,8 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
     except UnicodeEncodeError:
         for key, value in body.items():
             if isinstance(value, str):
-                check_text(value, key)
+                check_utf8(value, key)
         raise ValueError(f"The request body is not valid Unicode text: {shown(body)}") from None
-
-
-def check_reservation(group_id: object, number: object) -> None:
-    """Check the arguments of a reservation or purchase, else raise ``ValueError``."""
-    check_id(group_id, "group_id")
-    if number is not None:
-        check_number(number)
 
 
 def reservation_body(group_id: str, number: str | None) -> bytes:
@@ -136,6 +200,9 @@ def reservation_body(group_id: str, number: str | None) -> bytes:
     check_reservation(group_id, number)
     body = {"group_id": group_id} if number is None else {"group_id": group_id, "number": number}
     return encode_json(body)
+
+
+# -- answers ------------------------------------------------------------------------------
 
 
 def snippet(body: bytes) -> str:
@@ -153,34 +220,8 @@ def describe_status(status: int) -> str:
         return str(status)
 
 
-#: RFC 9110 delay-seconds, plus a fraction some servers send; ASCII digits only (``\d``
-#: would take any script's digits, and ``float()`` takes ``"1_0"`` and ``"1e3"`` too).
-_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Return the seconds a ``Retry-After`` header asks to wait, or ``None``.
-
-    Accepted: ASCII digits with an optional fraction (``"7"``, ``"1.5"``), or an
-    HTTP-date (a date in the past is 0 s). Anything else is ``None``.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if _DELAY_SECONDS.fullmatch(value):
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def decode(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-    """Decode a 2Chat answer: the JSON object of a success, or raise its error.
+def parse(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """Read a 2Chat answer: the JSON object of a success, or raise its error.
 
     Raises:
         APIError: The status is not 2xx, or the body says ``"success": false``.
@@ -209,6 +250,53 @@ def decode(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, An
     raise api_error(status, headers, body, payload)
 
 
+#: The one table from HTTP status to error class; other statuses >= 500 are ServerError,
+#: the rest plain APIError.
+STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def error_class(status: int) -> type[APIError]:
+    """Return the `APIError` subclass that stands for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return STATUS_ERRORS.get(status, APIError)
+
+
+#: RFC 9110 delay-seconds, plus a fraction some servers send; ASCII digits only (``\d``
+#: would take any script's digits, and ``float()`` takes ``"1_0"`` and ``"1e3"`` too).
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks to wait, or ``None``.
+
+    Accepted: ASCII digits with an optional fraction (``"7"``, ``"1.5"``), or an
+    HTTP-date (a date in the past is 0 s). Anything else is ``None``.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if _DELAY_SECONDS.fullmatch(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
 def api_error(status: int, headers: Mapping[str, str], body: bytes, payload: Any) -> APIError:
     """Build the `APIError` subclass for an error answer."""
     message = payload.get("error_message") if isinstance(payload, dict) else None
@@ -230,44 +318,19 @@ def api_error(status: int, headers: Mapping[str, str], body: bytes, payload: Any
     return error_class(status)(message, status=status, body=kept, retry_after=retry_after)
 
 
-def _describe(exc: BaseException, type_: type | None) -> str:
-    # Our hooks' TypeError/ValueError texts say what was wrong; cattrs' defaults are vaguer.
-    if isinstance(exc, (TypeError, ValueError)) and str(exc):
-        return str(exc)
-    return format_exception(exc, type_)
+def _at(payload: Mapping[str, Any], path: str, status: int) -> Any:
+    """Return the value at ``path`` (``"$.data.regions"``), or raise ``InvalidResponseError``.
 
-
-def structure(data: Any, cls: type[T], *, status: int, what: str) -> T:
-    """Structure decoded JSON into ``cls``, turning every failure into ours.
-
-    Raises:
-        InvalidResponseError: A field is missing or of the wrong type.
+    ``"$"`` is the whole answer but its ``success`` flag, which `parse` has read.
     """
-    try:
-        return converter.structure(data, cls)
-    except Exception as exc:  # structuring is pure: any failure means the data was bad
-        if isinstance(exc, cattrs.BaseValidationError):
-            details = "; ".join(
-                cattrs.transform_error(
-                    exc, path=f"$.{what}" if what else "$", format_exception=_describe
-                )
-            )
-        else:
-            details = f"{exc} @ $.{what}" if what else f"{exc} @ $"
-        raise InvalidResponseError(
-            f"2Chat's answer has no valid {what or cls.__name__}: {details}",
-            status=status,
-            body=data,
-        ) from exc
-
-
-def field(payload: Mapping[str, Any], *path: str, status: int) -> Any:
-    """Return ``payload[path[0]][path[1]]...``, or raise ``InvalidResponseError``."""
+    if path == "$":
+        return {key: value for key, value in payload.items() if key != "success"}
     value: Any = payload
-    for depth, key in enumerate(path):
+    keys = path[2:].split(".")
+    for depth, key in enumerate(keys):
         # type() first: the ABC isinstance check costs more on the hot path.
         if not (type(value) is dict or isinstance(value, Mapping)) or key not in value:
-            where = "$." + ".".join(path[: depth + 1])
+            where = "$." + ".".join(keys[: depth + 1])
             raise InvalidResponseError(
                 f"2Chat's answer has no {where}", status=status, body=payload
             )
@@ -275,85 +338,45 @@ def field(payload: Mapping[str, Any], *path: str, status: int) -> Any:
     return value
 
 
-def decode_reservation(payload: Mapping[str, Any], *, status: int, group_id: str) -> Reservation:
-    """Decode the answer of a reservation into a `Reservation` of ``group_id``."""
-    details = field(payload, "data", "reservation_details", status=status)
-    if isinstance(details, dict):
-        details = {**details, "group_id": group_id}
-    return structure(details, Reservation, status=status, what="data.reservation_details")
+def _describe(exc: BaseException, type_: type | None) -> str:
+    # Our hooks' TypeError/ValueError texts say what was wrong; cattrs' defaults are vaguer.
+    if isinstance(exc, (TypeError, ValueError)) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
 
 
-DID_TYPES = frozenset({"global", "local", "mobile", "national", "sharedcost", "tollfree", "all"})
+def decode(
+    payload: Mapping[str, Any], path: str, cls: type[T], /, *, status: int, **given: Any
+) -> T:
+    """Decode the value at ``path`` of a 2Chat answer into ``cls``: the one way to a record.
 
-
-def check_country(value: object) -> str:
-    """Return an ISO 3166 alpha-2 country code in upper case, else raise ``ValueError``."""
-    if not isinstance(value, str) or len(value) != 2 or not value.isascii() or not value.isalpha():
-        raise ValueError(f"country must be an ISO 3166 alpha-2 code such as 'US', got {value!r}")
-    return value.upper()
-
-
-def check_int_id(value: object, name: str) -> int:
-    """Return ``value`` if it is a positive int id (not a bool), else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int id, got {value!r}")
-    return value
-
-
-def check_did_type(value: object) -> str:
-    """Return a DID type name accepted by Search Number Groups, else raise ``ValueError``."""
-    if value not in DID_TYPES:
-        raise ValueError(f"did_type must be one of {', '.join(sorted(DID_TYPES))}; got {value!r}")
-    return str(value)
-
-
-def check_digits(value: object, name: str) -> str:
-    """Return ``value`` if it is 1 to 15 digits, else raise ``ValueError``."""
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 15:
-        raise ValueError(f"{name} must be 1 to 15 digits such as '555', got {value!r}")
-    return value
-
-
-def query(**params: str | int | None) -> dict[str, str]:
-    """Build a query string mapping, leaving out ``None`` values.
+    Args:
+        payload: The answer, as `parse` returned it.
+        path: Where the value is: ``"$.data.regions"``, or ``"$"`` for the whole answer
+            (without its ``success`` flag). Errors name 2Chat's fields from there.
+        cls: What to build: a record, ``list[Region]``, ``dict[str, Any]``...
+        status: The answer's HTTP status, for the error.
+        given: Fields the answer does not carry (the group a reservation was asked of);
+            they replace any of 2Chat's own before decoding.
 
     Raises:
-        ValueError: A string value holds a lone surrogate (aiohttp would drop it silently).
+        InvalidResponseError: Nothing is at ``path``, or a field there is missing or of
+            the wrong type.
     """
-    return {
-        key: check_text(value, key) if isinstance(value, str) else str(value)
-        for key, value in params.items()
-        if value is not None
-    }
-
-
-def decode_list(payload: Mapping[str, Any], key: str, cls: Any, *, status: int) -> list[Any]:
-    """Decode ``data.<key>``, a JSON list, into a list of ``cls`` records."""
-    items = field(payload, "data", key, status=status)
-    return structure(items, list[cls], status=status, what=f"data.{key}")
-
-
-def decode_reservations(payload: Mapping[str, Any], *, status: int) -> list[Reservation]:
-    """Decode List Reservations, whose ``data`` shape 2Chat leaves open.
-
-    ``data`` may be a list of reservations, or an object holding one under
-    ``reservations`` or ``reservation_details`` (a list, or a single reservation), or
-    empty (``null``, ``{}``, ``[]``).
-    """
-    data = field(payload, "data", status=status)
-    what = "data"
-    if isinstance(data, dict):
-        for key in ("reservations", "reservation_details"):
-            if key in data:
-                data, what = data[key], f"data.{key}"
-                break
+    value = _at(payload, path, status)
+    if given and isinstance(value, dict):
+        value = {**value, **given}
+    try:
+        return converter.structure(value, cls)
+    except Exception as exc:  # structuring is pure: any failure means the data was bad
+        if isinstance(exc, cattrs.BaseValidationError):
+            details = "; ".join(cattrs.transform_error(exc, path, _describe))
         else:
-            data = data if data else []
-    if data is None:
-        data = []
-    elif isinstance(data, dict):
-        data = [data]
-    return structure(data, list[Reservation], status=status, what=what)
+            details = f"{exc} @ {path}"
+        what = path if path != "$" else getattr(cls, "__name__", str(cls))
+        raise InvalidResponseError(
+            f"2Chat's answer has no valid {what}: {details}", status=status, body=value
+        ) from exc
 
 
 def decode_account_limit(payload: Mapping[str, Any], *, status: int) -> float:
@@ -362,7 +385,7 @@ def decode_account_limit(payload: Mapping[str, Any], *, status: int) -> float:
     Raises:
         InvalidResponseError: It is missing, not a number, not finite, or below 1.
     """
-    value = field(payload, "limits", "requests_per_minute", status=status)
+    value = _at(payload, "$.limits.requests_per_minute", status)
     rate = finite(value)
     if rate is None or rate < 1.0:
         raise InvalidResponseError(
@@ -374,7 +397,54 @@ def decode_account_limit(payload: Mapping[str, Any], *, status: int) -> float:
     return rate
 
 
-def decode_purchase(payload: Mapping[str, Any], *, group_id: str, number: str | None) -> Purchase:
-    """Keep everything a purchase answer holds beside ``success`` (2Chat leaves it open)."""
-    details = {key: value for key, value in payload.items() if key != "success"}
-    return Purchase(group_id=group_id, number=number, details=details)
+# -- after a failure ----------------------------------------------------------------------
+
+#: Statuses 2Chat documents as passing (409 booting, 410 connecting, 429 rate limited,
+#: 486 busy, 503/504 unavailable) plus 500/502; retried for idempotent methods only.
+RETRY_STATUSES = frozenset({409, 410, 429, 486, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+#: The longest Retry-After that is waited for; a longer one is raised at once.
+MAX_RETRY_AFTER = 60.0
+#: How long a rate limiter pauses after a 429 that carried no Retry-After.
+DEFAULT_429_PAUSE = 1.0
+#: A wait on Retry-After is lengthened by a random share of up to this much of
+#: (1 s + Retry-After): 0.1 s of spread at 0 s, 0.6 s at 5 s, 6.1 s at 60 s.
+RETRY_AFTER_JITTER = 0.1
+
+
+def retry_delay(
+    method: str, exc: APIError | APIConnectionError, attempt: int, max_retries: int
+) -> float | None:
+    """Return the seconds to wait before sending again, or ``None`` to raise ``exc``.
+
+    A POST is sent again only when 2Chat surely did not act on it (a 429, or a failure
+    to connect); GET and DELETE also after timeouts, dropped connections and the statuses
+    2Chat tells clients to retry. Waits follow ``Retry-After`` (up to 60 s, jittered) or
+    back off exponentially with full jitter.
+
+    Args:
+        method: The request's HTTP method.
+        exc: What the attempt ended with.
+        attempt: How many retries were made already (0 after the first attempt).
+        max_retries: How many retries are allowed in all.
+    """
+    if attempt >= max_retries:
+        return None
+    if isinstance(exc, APIConnectionError):
+        # A POST that may have reached 2Chat is never re-sent: it could buy twice.
+        if exc.request_sent and method not in IDEMPOTENT_METHODS:
+            return None
+    elif exc.status not in RETRY_STATUSES or (
+        exc.status != 429 and method not in IDEMPOTENT_METHODS
+    ):
+        return None
+    elif exc.retry_after is not None:
+        if exc.retry_after > MAX_RETRY_AFTER:
+            return None
+        # Jittered, so that tasks told to wait together do not all come back together.
+        spread = RETRY_AFTER_JITTER * (1.0 + exc.retry_after)
+        return exc.retry_after + random.uniform(0.0, spread)  # noqa: S311
+    # Exponential backoff with full jitter (spreads out tasks that failed together).
+    return random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311

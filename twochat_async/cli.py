@@ -26,7 +26,10 @@ from .models import Reservation
 
 __all__ = ["main"]
 
+#: What a subcommand does: a call of the session with the parsed arguments.
 Command = Callable[[TwoChatSession, argparse.Namespace], Awaitable[Any]]
+#: How a subcommand's result is printed without ``--json``.
+Printer = Callable[[Any, TextIO], None]
 
 
 def _to_json(value: Any) -> Any:
@@ -140,40 +143,37 @@ def _show_lines(lines: list[str], out: TextIO) -> None:
         print(line, file=out)
 
 
-def _call(method: str, *names: str, **options: str) -> Command:
-    """Make a command that calls ``chat.<method>`` with positional and keyword arguments."""
-
-    async def command(chat: TwoChatSession, args: argparse.Namespace) -> Any:
-        positional = [getattr(args, name) for name in names]
-        keywords = {keyword: getattr(args, dest) for keyword, dest in options.items()}
-        return await getattr(chat, method)(*positional, **keywords)
-
-    return command
-
-
 #: subcommand -> (call, human-readable printer)
-COMMANDS: dict[str, tuple[Command, Callable[[Any, TextIO], None]]] = {
-    "regions": (_call("regions", "country"), _show_table),
-    "cities": (_call("cities", "country", region_id="region_id"), _show_table),
-    "did-types": (_call("did_types"), _show_table),
+COMMANDS: dict[str, tuple[Command, Printer]] = {
+    "regions": (lambda chat, args: chat.regions(args.country), _show_table),
+    "cities": (
+        lambda chat, args: chat.cities(args.country, region_id=args.region_id),
+        _show_table,
+    ),
+    "did-types": (lambda chat, args: chat.did_types(), _show_table),
     "groups": (
-        _call(
-            "groups",
-            "country",
-            region_id="region_id",
-            city_id="city_id",
-            city_name_or_prefix="city",
-            did_type="did_type",
+        lambda chat, args: chat.groups(
+            args.country,
+            region_id=args.region_id,
+            city_id=args.city_id,
+            city_name_or_prefix=args.city,
+            did_type=args.did_type,
         ),
         _show_table,
     ),
-    "available": (_call("available_numbers", "group_id", number_contains="contains"), _show_table),
-    "requirements": (_call("requirements", "country", did_type="did_type"), _show_table),
-    "reserve": (_call("reserve", "group_id", number="number"), _show_reservation),
-    "reservations": (_call("reservations"), _show_table),
+    "available": (
+        lambda chat, args: chat.available_numbers(args.group_id, number_contains=args.contains),
+        _show_table,
+    ),
+    "requirements": (
+        lambda chat, args: chat.requirements(args.country, did_type=args.did_type),
+        _show_table,
+    ),
+    "reserve": (lambda chat, args: chat.reserve(args.group_id, args.number), _show_reservation),
+    "reservations": (lambda chat, args: chat.reservations(), _show_table),
     "cancel": (_cancel, _show_done),
-    "purchase": (_call("purchase", "group_id", number="number"), _show_record),
-    "info": (_call("info"), _show_record),
+    "purchase": (lambda chat, args: chat.purchase(args.group_id, args.number), _show_record),
+    "info": (lambda chat, args: chat.info(), _show_record),
     "demo": (_demo, _show_lines),
 }
 

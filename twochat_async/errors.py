@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# The public names of this module; the package exports them (see __init__.py).
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -156,23 +157,3 @@ class InvalidResponseError(TwoChatError):
         super().__init__(message)
         self.status = status
         self.body = body
-
-
-#: The one table from HTTP status to error class; other statuses >= 500 are ServerError.
-STATUS_ERRORS: dict[int, type[APIError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    402: PaymentRequiredError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
-}
-
-
-def error_class(status: int) -> type[APIError]:
-    """Return the `APIError` subclass that stands for an HTTP status."""
-    if status >= 500:
-        return ServerError
-    return STATUS_ERRORS.get(status, APIError)

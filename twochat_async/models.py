@@ -1,23 +1,27 @@
-"""Records returned by the SDK, and the one cattrs converter that builds them.
+"""Records of the SDK, and the one cattrs converter that builds them from 2Chat's JSON.
 
-Records are frozen, slotted attrs classes. The converter is configured once at import:
+Records are frozen, slotted attrs classes: the answers' records, and `RateLimit`, the
+client-side budget a session is given. The converter is configured once at import:
 strict scalars (a number where a string belongs is an error, not a silent ``str(42)``),
 timezone-aware UTC datetimes, and ``Decimal`` money that refuses floats.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.errors import AttributeValidationNote
 from cattrs.gen import make_dict_structure_fn
 
+# The public names of this module; the package exports them (see __init__.py).
 __all__ = [
     "AccountInfo",
     "AvailableNumber",
@@ -25,13 +29,39 @@ __all__ = [
     "DidType",
     "NumberGroup",
     "Purchase",
+    "RateLimit",
     "Region",
     "Reservation",
-    "converter",
-    "parse_datetime",
 ]
 
 T = TypeVar("T")
+
+#: How much of a value or body an error message quotes.
+SNIPPET_CHARS = 200
+
+
+def shown(value: object) -> str:
+    """Return ``repr(value)`` for an error message, cut to a readable length."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits() cannot be printed
+        return f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+
+
+def finite(value: object) -> float | None:
+    """Return ``value`` as a float if it is a finite int or float (not a bool), else ``None``.
+
+    An int too large for a float gives ``None``, never ``OverflowError``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
 
 # Python 3.10's fromisoformat accepts neither "Z" nor fractions other than 3 or 6 digits;
 # this pattern is the fallback for those, and for the "," decimal mark ISO 8601 allows.
@@ -247,6 +277,59 @@ class Purchase:
     details: Mapping[str, Any]
 
 
+#: The slowest `RateLimit` (one request an hour) and the largest burst.
+MIN_PER_MINUTE = 1 / 60
+MAX_BURST = 1_000_000
+
+
+@attrs.frozen
+class RateLimit:
+    """A client-side request budget: ``per_minute`` requests, at most ``burst`` at once.
+
+    With ``burst=1`` requests are paced evenly, one every ``60 / per_minute`` seconds.
+
+    Attributes:
+        per_minute: Requests allowed per minute (2Chat: 80 on paid plans, 30 on trial):
+            a finite number of at least 1/60 (one request an hour).
+        burst: Requests that may go out back to back after an idle spell: an int from 1
+            to 1,000,000.
+
+    Raises:
+        ValueError: ``per_minute`` or ``burst`` is out of range or not a number.
+    """
+
+    per_minute: float
+    burst: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        rate = finite(self.per_minute)
+        if rate is None or rate < MIN_PER_MINUTE:
+            # Slower than one an hour, a slot is days away; near 0, the wait divides by zero.
+            raise ValueError(
+                "per_minute must be a finite number of at least 1/60 (one request an hour), "
+                f"got {shown(self.per_minute)}"
+            )
+        burst = self.burst
+        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
+            raise ValueError(f"burst must be an int from 1 to {MAX_BURST:,}, got {shown(burst)}")
+
+    @classmethod
+    def of(cls, value: Any) -> RateLimit:
+        """Return ``value`` as a `RateLimit` (a number means ``burst=1``).
+
+        Args:
+            value: A `RateLimit`, or requests per minute (an ``int`` or ``float``).
+
+        Returns:
+            ``value`` itself if it is a `RateLimit`, else ``RateLimit(value)``.
+
+        Raises:
+            ValueError: ``value`` is neither a `RateLimit` nor a finite number of at least
+                1/60.
+        """
+        return value if isinstance(value, RateLimit) else cls(value)
+
+
 @attrs.frozen
 class AccountInfo:
     """The account, its rate limit and its usage, from ``GET /open/info``.
@@ -387,6 +470,44 @@ def _info(wire: _InfoWire) -> AccountInfo:
     return AccountInfo(**_fields(wire.account, wire.limits, wire.usage))
 
 
+#: Where List Reservations' ``data`` may hold its items: 2Chat leaves its shape open.
+_RESERVATION_KEYS = ("reservations", "reservation_details")
+
+
+def _open_reservations(conv: cattrs.Converter) -> Any:
+    """Return the hook of ``list[Reservation]``, which reads List Reservations' open shapes.
+
+    ``data`` may be a list of reservations, or an object holding one under
+    ``reservations`` or ``reservation_details`` (a list, or a single reservation), or
+    empty (``null``, ``{}``, ``[]``). An error names the key it came from, as in
+    ``$.data.reservations[0].expires_at``.
+    """
+    # cattrs' own hook, taken before ours replaces it.
+    items: Callable[[Any, Any], list[Reservation]] = conv.get_structure_hook(list[Reservation])
+
+    def structure(value: Any, kind: Any) -> list[Reservation]:
+        key = None
+        if isinstance(value, dict):
+            key = next((k for k in _RESERVATION_KEYS if k in value), None)
+            # Without either key, {} holds no reservation and any other object is one.
+            value = value[key] if key is not None else value or None
+        if value is None:
+            return []
+        if isinstance(value, dict):
+            value = [value]
+        try:
+            return items(value, kind)
+        except Exception as exc:
+            if key is None:
+                raise
+            # Noted the way cattrs notes a field, so that the error's path names the key.
+            note = AttributeValidationNote(f"Structuring data @ {key}", key, kind)
+            exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
+            raise cattrs.ClassValidationError("While structuring data", [exc], dict) from None
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter()
     for kind in (str, int, bool):
@@ -409,6 +530,8 @@ def _make_converter() -> cattrs.Converter:
 
     conv.register_structure_hook(NumberGroup, structure_group)
     via(AccountInfo, _InfoWire, _info)
+    reservations = _open_reservations(conv)
+    conv.register_structure_hook_func(lambda t: t == list[Reservation], reservations)
     return conv
 
 

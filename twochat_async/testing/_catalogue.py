@@ -6,14 +6,8 @@ from typing import Any
 
 import attrs
 
-__all__ = [
-    "CITIES",
-    "DID_TYPES",
-    "REGIONS",
-    "REQUIREMENTS",
-    "FakeGroup",
-    "default_catalogue",
-]
+# The public names of this module; twochat_async.testing exports them.
+__all__ = ["FakeGroup", "default_catalogue"]
 
 #: Regions in 2Chat's shape (2Chat has them for US, CA and GB).
 REGIONS: list[dict[str, Any]] = [

@@ -20,10 +20,28 @@ from aiohttp import web
 
 from ._catalogue import CITIES, DID_TYPES, REGIONS, REQUIREMENTS, FakeGroup, default_catalogue
 
-__all__ = ["FakeTwoChat", "Reply"]
+# The public names of this module; twochat_async.testing exports them.
+__all__ = ["FakeReservation", "FakeTwoChat", "Reply"]
 
 Handler = Callable[[web.Request], Any]
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+def error_envelope(message: str) -> dict[str, Any]:
+    """Return 2Chat's error envelope around ``message``, the body of every error answer."""
+    return {"success": False, "error": True, "error_message": message}
+
+
+class _Refusal(Exception):
+    """An error answer: raised by a handler, answered in 2Chat's envelope by the middleware."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def response(self) -> web.Response:
+        return web.json_response(error_envelope(self.message), status=self.status)
 
 
 @attrs.frozen
@@ -66,14 +84,21 @@ class Reply:
         if self.json is not None:
             return json.dumps(self.json).encode()
         if self.status >= 400:
-            message = f"Scripted error {self.status}"
-            return json.dumps({"success": False, "error": True, "error_message": message}).encode()
+            return json.dumps(error_envelope(f"Scripted error {self.status}")).encode()
         return b'{"success": true}'
 
 
 @attrs.define
 class FakeReservation:
-    """A reservation as the fake keeps it."""
+    """A reservation as the fake keeps it, in `FakeTwoChat.reservations`.
+
+    Attributes:
+        uuid: The reservation's id.
+        number: The number it holds.
+        group_id: The group the number belongs to.
+        created_at: When it was made, by the fake's clock.
+        expires_at: When it stops holding the number, by the fake's clock.
+    """
 
     uuid: str
     number: str
@@ -100,22 +125,11 @@ def _utcnow() -> datetime:
 
 
 def _country(request: web.Request) -> str:
-    """Return the required ``country`` query parameter, upper-cased, or answer 422."""
+    """Return the required ``country`` query parameter, upper-cased, or refuse with 422."""
     country = request.query.get("country", "").upper()
     if not country:
-        raise web.HTTPUnprocessableEntity(
-            text=json.dumps(
-                {"success": False, "error": True, "error_message": "country is required"}
-            ),
-            content_type="application/json",
-        )
+        raise _Refusal(422, "country is required")
     return country
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response(
-        {"success": False, "error": True, "error_message": message}, status=status
-    )
 
 
 class FakeTwoChat:
@@ -141,7 +155,8 @@ class FakeTwoChat:
 
     Args:
         api_key: The only key the fake accepts.
-        clock: Returns the current time, timezone-aware; tests inject their own.
+        clock: Returns the current time, timezone-aware; inject a `ManualClock` to move
+            it by hand (to test expiry).
         reservation_ttl: How long a reservation holds its number.
         groups: The catalogue; defaults to a small seeded one that includes group
             ``abc-123`` with number ``+12135551234`` from 2Chat's documentation.
@@ -349,17 +364,19 @@ class FakeTwoChat:
         wait = self._over_budget()
         if wait is not None:
             self.rate_limited += 1
-            response: web.StreamResponse = _error(429, "Too many requests")
+            response = _Refusal(429, "Too many requests").response()
             response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
             return response
         reply = self._script.popleft() if self._script else None
         if reply is None or reply.handle:
-            if request.headers.get("X-User-API-Key") != self.api_key:
-                response = _error(401, "Invalid or missing API key")
-            else:
-                response = await handler(request)
+            try:
+                if request.headers.get("X-User-API-Key") != self.api_key:
+                    raise _Refusal(401, "Invalid or missing API key")
+                answer: web.StreamResponse = await handler(request)
+            except _Refusal as refusal:
+                answer = refusal.response()
             if reply is None:
-                return response
+                return answer
         return await self._scripted(request, reply)
 
     async def _scripted(self, request: web.Request, reply: Reply) -> web.StreamResponse:
@@ -384,13 +401,6 @@ class FakeTwoChat:
         await response.write(payload)
         await response.write_eof()
         return response
-
-    async def _json_object(self, request: web.Request) -> dict[str, Any] | None:
-        try:
-            data = json.loads(await request.read())
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
 
     @staticmethod
     def _ok(data: Any, status: int = 200) -> web.Response:
@@ -453,12 +463,21 @@ class FakeTwoChat:
         ]
         return self._ok({"groups": groups})
 
-    async def _available(self, request: web.Request) -> web.Response:
-        group = self.groups.get(request.query.get("group_id", ""))
+    def _group(self, group_id: object, *, picking: bool = False) -> FakeGroup:
+        """Return the catalogue's group ``group_id``, or refuse it.
+
+        404 for a group the catalogue does not have; 406 when ``picking`` a number of a
+        group that does not allow it.
+        """
+        group = self.groups.get(group_id) if isinstance(group_id, str) else None
         if group is None:
-            return _error(404, f"Number group {request.query.get('group_id')} not found")
-        if not group.allow_number_selection:
-            return _error(406, f"Number group {group.id} does not allow number selection")
+            raise _Refusal(404, f"Number group {group_id} not found")
+        if picking and not group.allow_number_selection:
+            raise _Refusal(406, f"Number group {group.id} does not allow number selection")
+        return group
+
+    async def _available(self, request: web.Request) -> web.Response:
+        group = self._group(request.query.get("group_id"), picking=True)
         contains = request.query.get("number_contains", "")
         numbers = [
             {"id": f"did-{number[1:]}", "number": number}
@@ -477,40 +496,35 @@ class FakeTwoChat:
         ]
         return self._ok({"requirements": items})
 
-    def _pick(self, group: FakeGroup, number: Any) -> str | web.Response:
-        """Return the number to reserve or buy, or the error answer."""
+    def _pick(self, group: FakeGroup, number: Any) -> str:
+        """Return the number to reserve or buy, or refuse it."""
         available = self.available(group.id)
         if number is None:
             if not available:
-                return _error(404, f"No number available in group {group.id}")
+                raise _Refusal(404, f"No number available in group {group.id}")
             return available[0]
         if not isinstance(number, str) or _E164.fullmatch(number) is None:
-            return _error(422, f"Invalid number {number!r}: use E.164, e.g. +12135551234")
+            raise _Refusal(422, f"Invalid number {number!r}: use E.164, e.g. +12135551234")
         if number not in group.numbers:
-            return _error(422, f"Number {number} does not belong to group {group.id}")
+            raise _Refusal(422, f"Number {number} does not belong to group {group.id}")
         if number not in available:
-            return _error(422, f"Number {number} is not available")
+            raise _Refusal(422, f"Number {number} is not available")
         return number
 
-    async def _group_and_number(self, request: web.Request) -> tuple[FakeGroup, Any] | web.Response:
-        data = await self._json_object(request)
-        if data is None or not isinstance(data.get("group_id"), str):
-            return _error(400, "Wrong JSON structure: expected an object with a group_id string")
-        group = self.groups.get(data["group_id"])
-        if group is None:
-            return _error(404, f"Number group {data['group_id']} not found")
-        return group, data.get("number")
+    async def _order(self, request: web.Request) -> tuple[str, Any]:
+        """Return the group id and number of a reservation or purchase body, or refuse it."""
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("group_id"), str):
+            raise _Refusal(400, "Wrong JSON structure: expected an object with a group_id string")
+        return data["group_id"], data.get("number")
 
     async def _reserve(self, request: web.Request) -> web.Response:
-        found = await self._group_and_number(request)
-        if isinstance(found, web.Response):
-            return found
-        group, number = found
-        if number is not None and not group.allow_number_selection:
-            return _error(406, f"Number group {group.id} does not allow number selection")
+        group_id, number = await self._order(request)
+        group = self._group(group_id, picking=number is not None)
         picked = self._pick(group, number)
-        if isinstance(picked, web.Response):
-            return picked
         now = self.clock()
         reservation = FakeReservation(
             uuid=str(uuid.uuid4()),
@@ -529,28 +543,26 @@ class FakeTwoChat:
         uuid_ = request.match_info["uuid"]
         reservation = self.reservations.get(uuid_)
         if reservation is None or reservation.expires_at <= self.clock():
-            return _error(404, f"Reservation {uuid_} not found")
+            raise _Refusal(404, f"Reservation {uuid_} not found")
         del self.reservations[uuid_]
         return web.json_response(
             {"success": True, "message": f"Reservation {uuid_} cancelled successfully"}
         )
 
     async def _purchase(self, request: web.Request) -> web.Response:
-        found = await self._group_and_number(request)
-        if isinstance(found, web.Response):
-            return found
-        group, number = found
-        # A number this account has reserved may be bought: release the hold first.
+        group_id, number = await self._order(request)
+        # A number this account has reserved may be bought, whatever the group allows.
         mine = [r for r in self.active_reservations() if r.number == number]
-        if number is not None and not mine and not group.allow_number_selection:
-            return _error(406, f"Number group {group.id} does not allow number selection")
+        group = self._group(group_id, picking=number is not None and not mine)
+        # Its hold is released first, so that the number counts as available; it is put
+        # back if the purchase is refused.
         for reservation in mine:
             del self.reservations[reservation.uuid]
-        picked = self._pick(group, number)
-        if isinstance(picked, web.Response):
-            for reservation in mine:
-                self.reservations[reservation.uuid] = reservation
-            return picked
+        try:
+            picked = self._pick(group, number)
+        except _Refusal:
+            self.reservations.update((r.uuid, r) for r in mine)
+            raise
         self.sold[picked] = group.id
         # 2Chat leaves the success body open; the fake answers the number it sold.
         return web.json_response(

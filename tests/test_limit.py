@@ -1,0 +1,182 @@
+"""Rate limiting: the in-process RateLimiter, and any Limiter given to a session."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+from conftest import API_KEY, refusal
+
+from twochat_async import Limiter, RateLimit, RateLimitError, TwoChatSession
+from twochat_async._limit import RateLimiter
+from twochat_async.testing import FakeGroup, FakeTwoChat
+
+# -- RateLimiter --------------------------------------------------------------------------
+
+
+async def test_take_hands_out_the_burst_at_once_then_refuses() -> None:
+    """take() gives a free slot without waiting, up to the burst, then says no."""
+    limiter = RateLimiter(RateLimit(60, burst=3))
+    assert [limiter.take() for _ in range(4)] == [True, True, True, False]
+
+
+async def grant_times(limiter: RateLimiter, calls: int) -> list[float]:
+    """Acquire ``calls`` slots concurrently; return when each was granted, in order."""
+    loop = asyncio.get_running_loop()
+    granted: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        granted.append(loop.time())
+
+    await asyncio.gather(*(one() for _ in range(calls)))
+    return granted
+
+
+async def test_acquire_paces_waiters_evenly() -> None:
+    """At 600 a minute (burst 1), 6 waiters are granted one every 0.1 s."""
+    granted = await grant_times(RateLimiter(RateLimit(600)), 6)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(granted)]
+    assert min(gaps) >= 0.09
+    assert granted[-1] - granted[0] >= 0.45
+
+
+async def test_a_burst_goes_out_at_once_then_the_pace_holds() -> None:
+    """RateLimit(60, burst=5): five slots at once although the pace is one a second."""
+    limiter = RateLimiter(RateLimit(60, burst=5))
+    granted = await grant_times(limiter, 5)
+    assert granted[-1] - granted[0] < 0.1
+    assert not limiter.take()
+
+
+async def test_a_stalled_event_loop_releases_no_burst() -> None:
+    """After the loop stalls, queued callers still go out at the pace, not all at once."""
+    limiter = RateLimiter(RateLimit(600))  # one every 0.1 s
+    waiting = asyncio.create_task(grant_times(limiter, 8))
+    await asyncio.sleep(0.15)  # two slots handed out by now
+    time.sleep(0.5)  # noqa: ASYNC251 - the stall under test: the loop is blocked
+    after_stall = (await waiting)[2:]
+    gaps = [b - a for a, b in itertools.pairwise(after_stall)]
+    # At most one back-to-back pair (the one token of lateness kept), then the pace.
+    assert sum(gap < 0.05 for gap in gaps) <= 1
+    assert after_stall[-1] - after_stall[0] >= 0.4
+
+
+@pytest.mark.parametrize(("seconds", "held"), [(0.4, 0.4), (None, 1.0)])
+async def test_a_pause_holds_every_caller(seconds: float | None, held: float) -> None:
+    """After pause(s) (1 s when 2Chat said nothing), no slot is handed out for that long."""
+    limiter = RateLimiter(RateLimit(6000, burst=100))
+    await limiter.pause(seconds)
+    assert not limiter.take()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(limiter.acquire(), held - 0.1)
+
+
+async def test_a_waiter_can_be_cancelled_and_the_next_one_served() -> None:
+    """Cancelling a task waiting for a slot ends its wait; the queue carries on."""
+    limiter = RateLimiter(RateLimit(600))
+    assert limiter.take()
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.02)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.wait_for(limiter.acquire(), 1)
+
+
+async def test_concurrent_reserves_within_the_budget_meet_no_429() -> None:
+    """500 concurrent reserve() at the fake's budget: no 429 at all, at >= 90 % of the rate."""
+    numbers = [f"+1213{n:07d}" for n in range(500)]
+    fake = FakeTwoChat(API_KEY, groups=[FakeGroup(id="big", country="US", numbers=numbers)])
+    per_second = 200
+    fake.set_budget(per_second // 10, per=0.1)  # 200 a second, bursts of 20 at most
+    async with (
+        fake as base_url,
+        TwoChatSession(API_KEY, base_url=base_url, rate_limit=per_second * 60) as chat,
+    ):
+        started = time.monotonic()
+        results = await asyncio.gather(*(chat.reserve("big") for _ in numbers))
+        elapsed = time.monotonic() - started
+    assert len({r.uuid for r in results}) == 500
+    assert fake.rate_limited == 0
+    assert 500 / elapsed >= 0.9 * per_second
+
+
+async def test_without_the_limiter_the_same_load_trips_the_budget() -> None:
+    """The control for the test above: without rate_limit the fake does answer 429s."""
+    numbers = [f"+1213{n:07d}" for n in range(100)]
+    fake = FakeTwoChat(API_KEY, groups=[FakeGroup(id="big", country="US", numbers=numbers)])
+    fake.set_budget(25, per=0.1)
+    async with fake as base_url, TwoChatSession(API_KEY, base_url=base_url, max_retries=0) as chat:
+        results = await asyncio.gather(
+            *(chat.reserve("big") for _ in numbers), return_exceptions=True
+        )
+    assert fake.rate_limited > 0
+    assert any(isinstance(r, RateLimitError) for r in results)
+
+
+# -- a Limiter of one's own ---------------------------------------------------------------
+
+
+class CountingLimiter:
+    """A Limiter that grants every slot and records how it is used."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    async def acquire(self) -> None:
+        self.calls.append("acquire")
+
+    async def pause(self, seconds: float | None) -> None:
+        self.calls.append(("pause", seconds))
+
+    async def aclose(self) -> None:
+        self.calls.append("aclose")
+
+
+class FastLimiter(CountingLimiter):
+    """A CountingLimiter with the optional synchronous fast path."""
+
+    def __init__(self, free: bool) -> None:
+        super().__init__()
+        self.free = free
+
+    def take(self) -> bool:
+        self.calls.append("take")
+        return self.free
+
+
+def test_a_limiter_is_anything_with_acquire_and_pause() -> None:
+    """Limiter is a runtime-checkable protocol: the in-process limiter and ours are ones."""
+    assert isinstance(CountingLimiter(), Limiter)
+    assert isinstance(RateLimiter(RateLimit(60)), Limiter)
+    assert not isinstance(RateLimit(60), Limiter)
+
+
+async def test_a_session_awaits_its_limiter_for_each_request_429_and_close(
+    fake: FakeTwoChat,
+) -> None:
+    """acquire() before each request, pause(Retry-After) after a 429, aclose() once on close."""
+    limiter = CountingLimiter()
+    fake.script(refusal(429, "slow down", headers={"Retry-After": "0"}))
+    chat = TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limiter, max_retries=1)
+    async with chat:
+        await chat.regions("US")
+        await chat.did_types()
+    await chat.close()
+    assert limiter.calls == ["acquire", ("pause", 0.0), "acquire", "acquire", "aclose"]
+    assert len(fake.requests) == 3
+
+
+@pytest.mark.parametrize(("free", "expected"), [(True, ["take"]), (False, ["take", "acquire"])])
+async def test_a_limiters_fast_path_is_used_when_it_has_one(
+    fake: FakeTwoChat, free: bool, expected: list[str]
+) -> None:
+    """With a take() that grants the slot, acquire() is not awaited; otherwise it is."""
+    limiter = FastLimiter(free)
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limiter) as chat:
+        await chat.did_types()
+    assert [*expected, "aclose"] == limiter.calls
