@@ -105,3 +105,34 @@ def test_fake_options_fixture_configures_the_fake(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_fixtures_without_pytest_asyncio_fail_saying_how_to_install_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """Without pytest-asyncio the fixtures still exist, and fail naming the pytest extra."""
+    # A package that shadows the installed pytest-asyncio and fails to import as if it were
+    # absent; the subprocess has the test directory first on its PYTHONPATH.
+    pytester.mkpydir("pytest_asyncio").joinpath("__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'pytest_asyncio'\", name='pytest_asyncio')\n"
+    )
+    pytester.makepyfile(
+        """
+        def test_session(twochat_session):
+            pass
+
+        def test_fake(twochat_fake):
+            pass
+
+        def test_options(twochat_fake_options, twochat_session_options):
+            assert twochat_fake_options == twochat_session_options == {}
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:asyncio", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=2)
+    message = (
+        "The twochat_fake fixture of twochat-async is asynchronous and needs pytest-asyncio, "
+        'which is not installed. Install it with: pip install "twochat-async[pytest]"'
+    )
+    assert result.stdout.lines.count(message) == 2
+    result.stdout.no_fnmatch_line("*fixture 'twochat_*' not found*")

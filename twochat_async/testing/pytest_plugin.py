@@ -1,7 +1,8 @@
 """pytest fixtures for code that uses twochat-async: a running fake 2Chat and a session.
 
 Installed with the package and registered through the ``pytest11`` entry point; it adds
-nothing to a test run but two fixtures, which need pytest-asyncio:
+nothing to a test run but two fixtures, which need pytest-asyncio (``pip install
+"twochat-async[pytest]"`` brings it; without it they fail, saying so):
 
 - ``twochat_fake``: a started `twochat_async.testing.FakeTwoChat`, stopped after
   the test;
@@ -15,8 +16,9 @@ and aiohttp are imported only when a fixture is used.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import pytest
 
@@ -26,8 +28,15 @@ if TYPE_CHECKING:
 
 try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - the fixtures need it; pytest itself does not
+except ImportError:  # pragma: no cover - tests/test_pytest_plugin.py runs this in a subprocess
     pytest_asyncio = None  # type: ignore[assignment]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+MISSING_PYTEST_ASYNCIO = (
+    "The {name} fixture of twochat-async is asynchronous and needs pytest-asyncio, which "
+    'is not installed. Install it with: pip install "twochat-async[pytest]"'
+)
 
 __all__ = [
     "twochat_fake",
@@ -49,24 +58,48 @@ def twochat_session_options() -> dict[str, Any]:
     return {}
 
 
-if pytest_asyncio is not None:
+def _async_fixture(func: _F) -> _F:
+    """pytest-asyncio's fixture decorator; without pytest-asyncio, a failing stand-in.
 
-    @pytest_asyncio.fixture
-    async def twochat_fake(twochat_fake_options: dict[str, Any]) -> AsyncIterator[FakeTwoChat]:
-        """A FakeTwoChat serving on 127.0.0.1 for the test; its ``base_url`` is set."""
-        from ._fake import FakeTwoChat
+    The stand-in has the fixture's name and arguments and fails the test that uses it,
+    saying how to install pytest-asyncio: a fixture that did not exist at all would be
+    reported by pytest as a typo in the test.
+    """
+    if pytest_asyncio is not None:
+        return cast(_F, pytest_asyncio.fixture(func))
+    return _failing_fixture(func)  # pragma: no cover - run in a subprocess by the tests
 
-        fake = FakeTwoChat(**twochat_fake_options)
-        async with fake:
-            yield fake
 
-    @pytest_asyncio.fixture
-    async def twochat_session(
-        twochat_fake: FakeTwoChat, twochat_session_options: dict[str, Any]
-    ) -> AsyncIterator[TwoChatSession]:
-        """A TwoChatSession pointed at ``twochat_fake``, closed after the test."""
-        from .. import TwoChatSession
+def _failing_fixture(func: _F) -> _F:  # pragma: no cover - run in a subprocess by the tests
+    """A synchronous fixture named and called like ``func`` that fails with how to install."""
 
-        options = {"base_url": twochat_fake.base_url, **twochat_session_options}
-        async with TwoChatSession(twochat_fake.api_key, **options) as session:
-            yield session
+    def fail(*args: Any, **kwargs: Any) -> NoReturn:
+        pytest.fail(MISSING_PYTEST_ASYNCIO.format(name=func.__name__), pytrace=False)
+
+    # Not functools.wraps: pytest would follow its __wrapped__ to the async function.
+    fail.__name__ = fail.__qualname__ = func.__name__
+    fail.__doc__ = func.__doc__
+    fail.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    return cast(_F, pytest.fixture(fail))
+
+
+@_async_fixture
+async def twochat_fake(twochat_fake_options: dict[str, Any]) -> AsyncIterator[FakeTwoChat]:
+    """A FakeTwoChat serving on 127.0.0.1 for the test; its ``base_url`` is set."""
+    from ._fake import FakeTwoChat
+
+    fake = FakeTwoChat(**twochat_fake_options)
+    async with fake:
+        yield fake
+
+
+@_async_fixture
+async def twochat_session(
+    twochat_fake: FakeTwoChat, twochat_session_options: dict[str, Any]
+) -> AsyncIterator[TwoChatSession]:
+    """A TwoChatSession pointed at ``twochat_fake``, closed after the test."""
+    from .. import TwoChatSession
+
+    options = {"base_url": twochat_fake.base_url, **twochat_session_options}
+    async with TwoChatSession(twochat_fake.api_key, **options) as session:
+        yield session
