@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
     )
+    parser.add_argument(
+        "--proxy",
+        help="an http:// proxy for every request (default: HTTPS_PROXY/HTTP_PROXY, NO_PROXY)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = commands.add_parser
     add("regions", help="list a country's regions").add_argument("country", metavar="COUNTRY")
@@ -240,9 +244,16 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
 
             fake = FakeTwoChat()
             base_url = await stack.enter_async_context(fake)
-            chat = TwoChatSession(fake.api_key, base_url=base_url, timeout=args.timeout)
+            # The fake is in this process: the environment's proxies are not for it.
+            chat = TwoChatSession(
+                fake.api_key,
+                base_url=base_url,
+                timeout=args.timeout,
+                proxy=args.proxy,
+                trust_env=False,
+            )
         else:
-            chat = TwoChatSession(base_url=args.base_url, timeout=args.timeout)
+            chat = TwoChatSession(base_url=args.base_url, timeout=args.timeout, proxy=args.proxy)
         await stack.enter_async_context(chat)
         result = await call(chat, args)
     if args.json:
