@@ -255,7 +255,7 @@ def test_purchase_a_reserved_number_across_runs(
     """Reserving then `--json purchase --number` of it buys that number on the server."""
     base = ["--base-url", served.base_url]
     number = run_json(capsys, *base, "reserve", "nyc-212")["number"]
-    data = run_json(capsys, *base, "purchase", "nyc-212", "--number", number)
+    data = run_json(capsys, *base, "purchase", "nyc-212", "--number", number, "--yes")
     assert (data["group_id"], data["number"]) == ("nyc-212", number)
     assert served.sold == {number: "nyc-212"}
     assert served.active_reservations() == []
