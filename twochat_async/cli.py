@@ -289,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("info", help="show the account, its rate limit and usage")
     demo = add("demo", help="search, reserve, show the expiry and cancel, in one run")
     demo.add_argument("country", metavar="COUNTRY", nargs="?", default="US")
+    from .testing._server import add_arguments
+
+    add_arguments(
+        commands.add_parser(
+            "fake-server",
+            help="serve a fake 2Chat until interrupted, for other processes "
+            "(prints TWOCHAT_BASE_URL and TWOCHAT_API_KEY)",
+        )
+    )
     return parser
 
 
@@ -378,6 +387,10 @@ def _refused_purchase(args: argparse.Namespace) -> int | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``twochat`` command; return its exit status (0 ok, 1 failed, 2 bad usage)."""
     args = build_parser().parse_args(argv)
+    if args.command == "fake-server":
+        from .testing._server import run as serve
+
+        return serve(args.host, args.port)
     refused = _refused_purchase(args)
     if refused is not None:
         return refused
