@@ -81,7 +81,10 @@ def test_unknown_group_exits_1_naming_the_error(capsys: pytest.CaptureFixture[st
     assert main(["--fake", "reserve", "no-such-group"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    expected = "twochat: NotFoundError: HTTP 404: Number group no-such-group not found\n"
+    expected = (
+        "twochat: NotFoundError: HTTP 404 (POST /open/numbers/reservations): "
+        "Number group no-such-group not found\n"
+    )
     assert captured.err == expected
 
 
@@ -117,7 +120,10 @@ def test_wrong_env_key_exits_1_without_showing_it(
     with fake_in_thread() as fake:
         assert main(["--base-url", fake.base_url, "reserve", "abc-123"]) == 1
     captured = capsys.readouterr()
-    assert captured.err == "twochat: AuthenticationError: HTTP 401: Invalid or missing API key\n"
+    assert captured.err == (
+        "twochat: AuthenticationError: HTTP 401 (POST /open/numbers/reservations): "
+        "Invalid or missing API key\n"
+    )
     assert "wrong-key-9876" not in captured.out + captured.err
 
 

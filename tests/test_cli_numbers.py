@@ -229,7 +229,8 @@ def test_cancel_unknown_uuid_exits_1(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        f"twochat: NotFoundError: HTTP 404: Reservation {UNKNOWN_UUID} not found\n"
+        f"twochat: NotFoundError: HTTP 404 (DELETE /open/numbers/reservations/{UNKNOWN_UUID}): "
+        f"Reservation {UNKNOWN_UUID} not found\n"
     )
 
 
@@ -352,5 +353,6 @@ def test_no_selection_group_refuses_a_chosen_number(capsys: pytest.CaptureFixtur
     assert main(["--fake", "available", "tf-800"]) == 1
     captured = capsys.readouterr()
     assert captured.err == (
-        "twochat: APIError: HTTP 406: Number group tf-800 does not allow number selection\n"
+        "twochat: APIError: HTTP 406 (GET /open/numbers/available): "
+        "Number group tf-800 does not allow number selection\n"
     )

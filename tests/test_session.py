@@ -173,7 +173,9 @@ async def test_unknown_group_is_not_found(chat: TwoChatSession) -> None:
         await chat.reserve("no-such-group")
     assert info.value.status == 404
     assert info.value.message == "Number group no-such-group not found"
-    assert str(info.value) == "HTTP 404: Number group no-such-group not found"
+    assert str(info.value) == (
+        "HTTP 404 (POST /open/numbers/reservations): Number group no-such-group not found"
+    )
     assert_key_hidden(info.value)
 
 
@@ -228,7 +230,7 @@ async def test_error_status_maps_to_its_class(
     assert error is type(info.value)
     assert status == info.value.status
     assert f"boom {status}" == info.value.message
-    assert f"HTTP {status}: boom {status}" == str(info.value)
+    assert f"HTTP {status} (POST /open/numbers/reservations): boom {status}" == str(info.value)
     assert {"success": False, "error": True, "error_message": f"boom {status}"} == info.value.body
     assert_key_hidden(info.value)
 
@@ -629,7 +631,7 @@ async def test_key_echoed_in_error_message_is_redacted(
     with pytest.raises(BadRequestError) as info:
         await chat.reserve("abc-123")
     assert info.value.message == "Bad key *** in request"
-    assert str(info.value) == "HTTP 400: Bad key *** in request"
+    assert str(info.value) == "HTTP 400 (POST /open/numbers/reservations): Bad key *** in request"
     assert_key_hidden(info.value)
 
 

@@ -22,6 +22,7 @@ from .models import (
     AvailableNumber,
     City,
     DidType,
+    DidTypeName,
     NumberGroup,
     Purchase,
     RateLimit,
@@ -290,7 +291,7 @@ class TwoChatSession:
         region_id: int | None = None,
         city_id: int | None = None,
         city_name_or_prefix: str | None = None,
-        did_type: str | None = None,
+        did_type: DidTypeName | None = None,
     ) -> list[NumberGroup]:
         """Search the number groups of a country (2Chat's *Search Number Groups*).
 
@@ -299,7 +300,9 @@ class TwoChatSession:
             region_id: A region's id from `regions()` (2Chat needs one for US).
             city_id: A city's id from `cities()`.
             city_name_or_prefix: A city name or a number prefix.
-            did_type: One of global, local, mobile, national, sharedcost, tollfree, all.
+            did_type: One of global, local, mobile, national, sharedcost, tollfree, all
+                (typed ``twochat_async.models.DidTypeName``, a ``Literal``, so that a type
+                checker catches a typo; checked at run time too).
 
         Returns:
             The groups that match every filter given.

@@ -299,6 +299,8 @@ class Transport:
             try:
                 return await self._send(method, path, params, body)
             except (APIError, APIConnectionError) as exc:
+                if isinstance(exc, APIError):  # the request it answers, for its message
+                    exc.method, exc.path = method, path
                 delay = _wire.retry_delay(method, exc, attempt, self._max_retries)
                 if isinstance(exc, APIError) and exc.status == 429 and self._limiter is not None:
                     await self._limiter.pause(exc.retry_after)

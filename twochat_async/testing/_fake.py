@@ -216,6 +216,14 @@ class FakeTwoChat:
         self.base_url = ""
         self.app = self._application()
 
+    def __repr__(self) -> str:
+        # Never the key: the fake's is no secret, but a repr that shows one teaches habits.
+        state = f"running at {self.base_url}" if self._runner is not None else "stopped"
+        return (
+            f"<FakeTwoChat {state} groups={len(self.groups)} "
+            f"reservations={len(self.reservations)} sold={len(self.sold)}>"
+        )
+
     def _application(self) -> web.Application:
         """Return a new application serving every endpoint through the middleware."""
         app = web.Application(middlewares=[self._middleware])
