@@ -220,7 +220,8 @@ def test_cancel_unknown_uuid_exits_1(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        f"twochat: NotFoundError: HTTP 404: Reservation {UNKNOWN_UUID} not found\n"
+        f"twochat: NotFoundError: HTTP 404 (DELETE /open/numbers/reservations/{UNKNOWN_UUID}): "
+        f"Reservation {UNKNOWN_UUID} not found\n"
     )
 
 
@@ -246,7 +247,7 @@ def test_purchase_a_reserved_number_across_runs(
     """Reserving then `--json purchase --number` of it buys that number on the server."""
     base = ["--base-url", served.base_url]
     number = run_json(capsys, *base, "reserve", "nyc-212")["number"]
-    data = run_json(capsys, *base, "purchase", "nyc-212", "--number", number)
+    data = run_json(capsys, *base, "purchase", "nyc-212", "--number", number, "--yes")
     assert (data["group_id"], data["number"]) == ("nyc-212", number)
     assert served.sold == {number: "nyc-212"}
     assert served.active_reservations() == []
@@ -347,7 +348,8 @@ def test_no_selection_group_refuses_a_chosen_number(capsys: pytest.CaptureFixtur
     assert main(["--fake", "available", "tf-800"]) == 1
     captured = capsys.readouterr()
     assert captured.err == (
-        "twochat: APIError: HTTP 406: Number group tf-800 does not allow number selection\n"
+        "twochat: APIError: HTTP 406 (GET /open/numbers/available): "
+        "Number group tf-800 does not allow number selection\n"
     )
 
 
@@ -391,7 +393,10 @@ def test_unknown_group_exits_1_naming_the_error(capsys: pytest.CaptureFixture[st
     assert main(["--fake", "reserve", "no-such-group"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    expected = "twochat: NotFoundError: HTTP 404: Number group no-such-group not found\n"
+    expected = (
+        "twochat: NotFoundError: HTTP 404 (POST /open/numbers/reservations): "
+        "Number group no-such-group not found\n"
+    )
     assert captured.err == expected
 
 
@@ -427,7 +432,10 @@ def test_wrong_env_key_exits_1_without_showing_it(
     with fake_in_thread() as fake:
         assert main(["--base-url", fake.base_url, "reserve", "abc-123"]) == 1
     captured = capsys.readouterr()
-    assert captured.err == "twochat: AuthenticationError: HTTP 401: Invalid or missing API key\n"
+    assert captured.err == (
+        "twochat: AuthenticationError: HTTP 401 (POST /open/numbers/reservations): "
+        "Invalid or missing API key\n"
+    )
     assert "wrong-key-9876" not in captured.out + captured.err
 
 

@@ -442,7 +442,9 @@ async def test_an_echoed_key_is_replaced_by_stars_in_messages_and_bodies(
         await chat.reserve("abc-123")
     with pytest.raises(ServerError) as text_error:
         await chat.reserve("abc-123")
-    assert str(json_error.value) == "HTTP 400: Bad key *** in request"
+    assert str(json_error.value) == (
+        "HTTP 400 (POST /open/numbers/reservations): Bad key *** in request"
+    )
     assert json_error.value.body["error_message"] == "Bad key *** in request"
     assert text_error.value.body == "<p>upstream got key ***</p>"
 
@@ -550,7 +552,9 @@ async def test_an_error_answer_raises_its_class_with_2chats_words(
     with pytest.raises(NotFoundError) as info:
         await chat.reserve("nope")
     assert (info.value.status, info.value.message) == (404, "Number group nope not found")
-    assert str(info.value) == "HTTP 404: Number group nope not found"
+    assert str(info.value) == (
+        "HTTP 404 (POST /open/numbers/reservations): Number group nope not found"
+    )
     assert info.value.body["error"] is True
 
 

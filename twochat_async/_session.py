@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -15,12 +16,13 @@ from yarl import URL
 from . import _wire
 from ._hold import Hold
 from ._limit import Limiter, RateLimiter
-from ._transport import DEFAULT_USER_AGENT, Transport
+from ._transport import DEFAULT_USER_AGENT, Network, Transport
 from .models import (
     AccountInfo,
     AvailableNumber,
     City,
     DidType,
+    DidTypeName,
     NumberGroup,
     Purchase,
     RateLimit,
@@ -96,6 +98,18 @@ class TwoChatSession:
             ``aclose()``). ``None``: no limit.
         allow_insecure_http: Allow a plain ``http://`` ``base_url`` to a host other than
             this machine, which would send the API key in clear text.
+        proxy: An ``http://`` proxy for every request, credentials in the URL if it needs
+            them (``http://user:password@proxy.example:3128``); it wins over the
+            environment. Never shown in a repr, log or error with its password.
+        trust_env: Honour ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY`` (read once,
+            when the pool is made); ``False`` connects directly unless ``proxy`` is given.
+        ssl: An ``ssl.SSLContext`` for the TLS connections: a company certificate
+            authority, a client certificate. ``None``: the system's trusted authorities.
+            Verification cannot be turned off with ``False``.
+
+    A borrowed ``http_session`` keeps its own connector, proxy, environment setting and
+    TLS: ``max_connections`` does not apply to it, and ``proxy``, ``trust_env=False`` and
+    ``ssl`` are refused with it (configure them on the ``ClientSession``).
 
     Raises:
         ValueError: No API key was given nor found in ``TWOCHAT_API_KEY``, or another
@@ -116,6 +130,9 @@ class TwoChatSession:
         max_retries: int = 2,
         rate_limit: float | RateLimit | Limiter | Literal["account"] | None = None,
         allow_insecure_http: bool = False,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: SSLContext | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key:
@@ -125,13 +142,15 @@ class TwoChatSession:
         if not isinstance(key, str) or key != key.strip() or not key.isprintable():
             # The message never quotes the key: it is a secret.
             raise ValueError("api_key must be a string without spaces or control characters.")
-        if not isinstance(allow_insecure_http, bool):
-            raise ValueError(
-                f"allow_insecure_http must be True or False, got {shown(allow_insecure_http)}"
-            )
+        _check_flag(allow_insecure_http, "allow_insecure_http")
         if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
             raise ValueError(
                 f"http_session must be an aiohttp.ClientSession or None, got {shown(http_session)}"
+            )
+        if http_session is not None and (proxy is not None or ssl is not None or not trust_env):
+            raise ValueError(
+                "proxy, trust_env=False and ssl apply to the pool TwoChatSession creates, not "
+                "to a borrowed http_session: set them on that aiohttp.ClientSession instead."
             )
         self._base_url = _check_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, allow_insecure_http
@@ -147,6 +166,11 @@ class TwoChatSession:
                 max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES_LIMIT
             ),
             limiter=_limiter(rate_limit),
+            network=Network(
+                proxy=_check_proxy(proxy),
+                trust_env=_check_flag(trust_env, "trust_env"),
+                ssl=_check_ssl(ssl),
+            ),
         )
 
     @property
@@ -164,7 +188,9 @@ class TwoChatSession:
         # call repr() on whatever is in the frame.
         transport = getattr(self, "_transport", None)
         state = "open" if transport is not None and not transport.closed else "closed"
-        return f"<TwoChatSession base_url={getattr(self, '_base_url', None)!r} {state}>"
+        proxy = transport.proxy_shown if transport is not None else None
+        via = f" proxy={proxy!r}" if proxy else ""
+        return f"<TwoChatSession base_url={getattr(self, '_base_url', None)!r}{via} {state}>"
 
     async def __aenter__(self: _S) -> _S:
         return self
@@ -265,7 +291,7 @@ class TwoChatSession:
         region_id: int | None = None,
         city_id: int | None = None,
         city_name_or_prefix: str | None = None,
-        did_type: str | None = None,
+        did_type: DidTypeName | None = None,
     ) -> list[NumberGroup]:
         """Search the number groups of a country (2Chat's *Search Number Groups*).
 
@@ -274,7 +300,9 @@ class TwoChatSession:
             region_id: A region's id from `regions()` (2Chat needs one for US).
             city_id: A city's id from `cities()`.
             city_name_or_prefix: A city name or a number prefix.
-            did_type: One of global, local, mobile, national, sharedcost, tollfree, all.
+            did_type: One of global, local, mobile, national, sharedcost, tollfree, all
+                (typed ``twochat_async.models.DidTypeName``, a ``Literal``, so that a type
+                checker catches a typo; checked at run time too).
 
         Returns:
             The groups that match every filter given.
@@ -464,6 +492,40 @@ def _check_base_url(value: object, allow_insecure_http: bool) -> str:
             "the network in clear text. Use https, or pass allow_insecure_http=True."
         )
     return str(url).rstrip("/")
+
+
+def _check_flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {shown(value)}")
+    return value
+
+
+def _check_proxy(value: object) -> URL | None:
+    """Return the proxy URL, or raise ``ValueError`` without quoting its credentials."""
+    if value is None:
+        return None
+    try:
+        url = URL(value) if isinstance(value, str) and value.isprintable() else None
+        host = None if url is None else url.host
+    except ValueError:  # yarl's own: a bad port, IPv6 literal or IDN
+        url = host = None
+    if url is None or host is None or url.scheme != "http" or url.path not in ("", "/"):
+        got = "a URL with credentials (not shown)" if "@" in str(value) else shown(value)
+        raise ValueError(
+            "proxy must be an http:// URL such as 'http://proxy.example:3128', with "
+            f"credentials in it if the proxy needs them; got {got}"
+        )
+    return url
+
+
+def _check_ssl(value: object) -> SSLContext | None:
+    if value is None or isinstance(value, SSLContext):
+        return value
+    raise ValueError(
+        "ssl must be an ssl.SSLContext (e.g. ssl.create_default_context(cafile=...)) or None; "
+        f"got {shown(value)}. TLS verification cannot be turned off: give a context that "
+        "trusts your proxy's or server's certificate authority instead."
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -23,9 +23,12 @@ import platform
 import zlib
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, Literal
+from ssl import SSLContext
+from typing import Any, Literal, NamedTuple
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from . import _wire
 from ._limit import Limiter, RateLimiter
@@ -49,6 +52,17 @@ DEFAULT_USER_AGENT = (
 )
 
 
+class Network(NamedTuple):
+    """How our pool reaches 2Chat (a borrowed session keeps its own settings)."""
+
+    #: The proxy given explicitly, credentials included; it wins over the environment.
+    proxy: URL | None = None
+    #: Whether ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` are honoured.
+    trust_env: bool = True
+    #: The TLS context; ``None`` for aiohttp's default (verified against the system's CAs).
+    ssl: SSLContext | None = None
+
+
 class Transport:
     """Sends requests to 2Chat over one aiohttp ``ClientSession`` and decodes the answers."""
 
@@ -64,8 +78,10 @@ class Transport:
         "_loop",
         "_max_connections",
         "_max_retries",
+        "_network",
         "_owns_http",
         "_post_headers",
+        "_proxy",
         "_redactor",
         "_slots",
         "_take",
@@ -83,8 +99,12 @@ class Transport:
         user_agent: str,
         max_retries: int,
         limiter: Limiter | Literal["account"] | None,
+        network: Network,
     ) -> None:
         self._key = api_key
+        self._network = network
+        # The proxy in use by our pool, without credentials: set when the pool is made.
+        self._proxy: URL | None = None if network.proxy is None else _public(network.proxy)
         self._max_retries = max_retries
         self._limiter: Limiter | None = None
         self._take: Callable[[], bool] = _never
@@ -123,6 +143,11 @@ class Transport:
         """Whether `close()` has been called."""
         return self._closed
 
+    @property
+    def proxy_shown(self) -> str | None:
+        """The proxy our pool goes through, without credentials, or ``None``."""
+        return None if self._proxy is None else str(self._proxy)
+
     def _set_limiter(self, limiter: Limiter | None) -> None:
         self._limiter = limiter
         # A limiter's synchronous fast path, if it has one: no coroutine while slots are free.
@@ -153,10 +178,24 @@ class Transport:
 
     def _open_pool(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
         """Create our pool on ``loop``, the running one, to be closed with it."""
+        network = self._network
+        # An explicit proxy keeps its credentials in its URL, where aiohttp reads them.
+        proxy, auth = network.proxy, None
+        if proxy is None and network.trust_env:
+            # Read here, once per pool, by aiohttp's own rules (urllib's NO_PROXY matching):
+            # ClientSession(trust_env=True) would look the environment up on every request,
+            # on a thread, and read ~/.netrc too.
+            with contextlib.suppress(LookupError):
+                proxy, auth = get_env_proxy_for_url(URL(self._base_url))
+        self._proxy = None if proxy is None else _public(proxy)
         # Created here, inside the running loop: aiohttp refuses to build one outside.
         http = self._http = aiohttp.ClientSession(
-            connector=_Connector(limit=self._max_connections),
+            connector=_Connector(
+                limit=self._max_connections, ssl=True if network.ssl is None else network.ssl
+            ),
             timeout=self._timeout,
+            proxy=proxy,
+            proxy_auth=auth,
         )
         self._slots = asyncio.Semaphore(self._max_connections)
         self._loop = loop
@@ -260,6 +299,8 @@ class Transport:
             try:
                 return await self._send(method, path, params, body)
             except (APIError, APIConnectionError) as exc:
+                if isinstance(exc, APIError):  # the request it answers, for its message
+                    exc.method, exc.path = method, path
                 delay = _wire.retry_delay(method, exc, attempt, self._max_retries)
                 if isinstance(exc, APIError) and exc.status == 429 and self._limiter is not None:
                     await self._limiter.pause(exc.retry_after)
@@ -394,6 +435,18 @@ class Transport:
                 "the request may have been processed.",
                 request_sent=True,
             )
+        elif self._proxy is not None and isinstance(
+            exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)
+        ):
+            # aiohttp's text is left out: it may quote the proxy's URL and the CONNECT.
+            status = getattr(exc, "status", None)
+            why = f"it answered {_wire.describe_status(status)}" if status else "it is unreachable"
+            error = APIConnectionError(
+                f"Cannot connect to {self._base_url} ({where}) through the proxy "
+                f"{self._proxy}: {why}; the request was not sent. Check the proxy's "
+                "address and credentials (proxy=, HTTPS_PROXY/HTTP_PROXY).",
+                request_sent=False,
+            )
         elif isinstance(exc, aiohttp.ClientConnectorError) or connected is False:
             error = APIConnectionError(
                 f"Cannot connect to {self._base_url} ({where}): {text}; the request was not "
@@ -475,6 +528,11 @@ class _Connector(aiohttp.TCPConnector):
         connection = await super().connect(req, traces, timeout)
         _CONNECTED.set(True)
         return connection
+
+
+def _public(url: URL) -> URL:
+    """Return ``url`` without its user and password, fit to show."""
+    return url.with_user(None)
 
 
 def _borrowed_slots(http: aiohttp.ClientSession) -> asyncio.Semaphore | None:

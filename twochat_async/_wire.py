@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import cattrs
 from cattrs.v import format_exception
@@ -34,7 +34,7 @@ from .errors import (
     ServerError,
     UnprocessableEntityError,
 )
-from .models import SNIPPET_CHARS, converter, finite, shown
+from .models import SNIPPET_CHARS, DidTypeName, converter, finite, shown
 
 T = TypeVar("T")
 
@@ -44,7 +44,8 @@ T = TypeVar("T")
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
-DID_TYPES = frozenset({"global", "local", "mobile", "national", "sharedcost", "tollfree", "all"})
+#: Checked at run time too: a caller without a type checker may pass any string.
+DID_TYPES = frozenset(get_args(DidTypeName))
 
 
 def check_utf8(value: str, name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -22,7 +23,7 @@ import attrs
 from ._session import TwoChatSession
 from ._version import __version__
 from .errors import TwoChatError
-from .models import Reservation
+from .models import Purchase, Reservation
 
 __all__ = ["main"]
 
@@ -138,6 +139,24 @@ async def _demo(chat: TwoChatSession, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+async def _purchase(chat: TwoChatSession, args: argparse.Namespace) -> Purchase:
+    purchase = await chat.purchase(args.group_id, args.number)
+    if purchase.number is not None:
+        return purchase
+    # 2Chat picked the number: its answer is undocumented, so the number is looked for
+    # where the fake (and, as far as is known, 2Chat) puts it; None if it is not there.
+    data = purchase.details.get("data")
+    found = data.get("number") if isinstance(data, Mapping) else None
+    return attrs.evolve(purchase, number=found if isinstance(found, str) else None)
+
+
+def _show_purchase(purchase: Purchase, out: TextIO) -> None:
+    number = purchase.number or "unknown: 2Chat's answer does not say (see details)"
+    rows = [("group_id", purchase.group_id), ("number", number), ("details", purchase.details)]
+    for label, value in rows:
+        print(f"{label:<8}  {_text(value)}", file=out)
+
+
 def _show_lines(lines: list[str], out: TextIO) -> None:
     for line in lines:
         print(line, file=out)
@@ -172,10 +191,56 @@ COMMANDS: dict[str, tuple[Command, Printer]] = {
     "reserve": (lambda chat, args: chat.reserve(args.group_id, args.number), _show_reservation),
     "reservations": (lambda chat, args: chat.reservations(), _show_table),
     "cancel": (_cancel, _show_done),
-    "purchase": (lambda chat, args: chat.purchase(args.group_id, args.number), _show_record),
+    "purchase": (_purchase, _show_purchase),
     "info": (lambda chat, args: chat.info(), _show_record),
     "demo": (_demo, _show_lines),
 }
+
+
+def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """Return the options every position accepts: before the subcommand or after it.
+
+    The subcommands' copies default to ``SUPPRESS``, so that an option given before the
+    subcommand is not reset by the subcommand's parser when it is not repeated there.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    group = options.add_argument_group("global options (before or after COMMAND)")
+    group.add_argument(
+        "--fake",
+        action="store_true",
+        default=default(False),
+        help="run against an embedded fake 2Chat (no key, no network; state lasts one run)",
+    )
+    group.add_argument(
+        "--json", action="store_true", default=default(False), help="print one JSON value"
+    )
+    group.add_argument(
+        "--base-url",
+        default=default(None),
+        help="the API address (default: TWOCHAT_BASE_URL or https://api.p.2chat.io)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=default(30.0),
+        help="seconds per request (default: 30)",
+    )
+    group.add_argument(
+        "--proxy",
+        default=default(None),
+        help="an http:// proxy for every request (default: HTTPS_PROXY/HTTP_PROXY, NO_PROXY)",
+    )
+    group.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=default(False),
+        help="allow a plain http:// --base-url to another machine (the key travels in clear)",
+    )
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,22 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="twochat",
         description="2Chat's Numbers API from the command line. "
         "The API key is read from the TWOCHAT_API_KEY environment variable.",
+        parents=[_global_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--fake",
-        action="store_true",
-        help="run against an embedded fake 2Chat (no key, no network; state lasts one run)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON value, for scripts")
-    parser.add_argument(
-        "--base-url", help="the API address (default: TWOCHAT_BASE_URL or https://api.p.2chat.io)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
-    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add = commands.add_parser
+    shared = _global_options(defaults=False)
+
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[shared], **kwargs)
+
     add("regions", help="list a country's regions").add_argument("country", metavar="COUNTRY")
     cities = add("cities", help="list a country's cities")
     cities.add_argument("country", metavar="COUNTRY")
@@ -225,10 +283,61 @@ def build_parser() -> argparse.ArgumentParser:
     purchase = add("purchase", help="buy a number of a group (this costs money)")
     purchase.add_argument("group_id", metavar="GROUP_ID")
     purchase.add_argument("--number", help="the number to buy, e.g. a reserved one")
+    purchase.add_argument(
+        "-y", "--yes", action="store_true", help="buy without asking (needed without a terminal)"
+    )
     add("info", help="show the account, its rate limit and usage")
     demo = add("demo", help="search, reserve, show the expiry and cancel, in one run")
     demo.add_argument("country", metavar="COUNTRY", nargs="?", default="US")
+    from .testing._server import add_arguments
+
+    add_arguments(
+        commands.add_parser(
+            "fake-server",
+            help="serve a fake 2Chat until interrupted, for other processes "
+            "(prints TWOCHAT_BASE_URL and TWOCHAT_API_KEY)",
+        )
+    )
     return parser
+
+
+#: The session's wording of its settings, and how the command line spells them.
+_SHELL_WORDS = (
+    (
+        re.compile(r"pass api_key=\.\.\. or set the (\w+) environment variable\."),
+        r"set the \1 environment variable (or try --fake, which needs none).",
+    ),
+    (re.compile(r"^api_key\b"), "TWOCHAT_API_KEY"),
+    (re.compile(r"^base_url\b"), "--base-url (or TWOCHAT_BASE_URL)"),
+    (re.compile(r"pass allow_insecure_http=True"), "pass --allow-insecure-http"),
+    (re.compile(r"^(proxy|timeout)\b"), r"--\1"),
+    # In the advice of connection errors:
+    (re.compile(r"([Cc]heck) base_url"), r"\1 --base-url"),
+    (re.compile(r"\(proxy=, "), "(--proxy, "),
+)
+
+
+def _shell_words(message: str) -> str:
+    """Return a message of the session in the command line's words (options, variables)."""
+    for python, shell in _SHELL_WORDS:
+        message = python.sub(shell, message)
+    return message
+
+
+def _session(args: argparse.Namespace, api_key: str | None, base_url: str | None) -> TwoChatSession:
+    """Return the session the options ask for, its errors in the command line's words."""
+    try:
+        return TwoChatSession(
+            api_key,
+            base_url=base_url,
+            timeout=args.timeout,
+            proxy=args.proxy,
+            # The fake is in this process: the environment's proxies are not for it.
+            trust_env=not args.fake,
+            allow_insecure_http=args.allow_insecure_http,
+        )
+    except ValueError as exc:
+        raise ValueError(_shell_words(str(exc))) from None
 
 
 async def run(args: argparse.Namespace, out: TextIO) -> None:
@@ -240,9 +349,9 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
 
             fake = FakeTwoChat()
             base_url = await stack.enter_async_context(fake)
-            chat = TwoChatSession(fake.api_key, base_url=base_url, timeout=args.timeout)
+            chat = _session(args, fake.api_key, base_url)
         else:
-            chat = TwoChatSession(base_url=args.base_url, timeout=args.timeout)
+            chat = _session(args, None, args.base_url)
         await stack.enter_async_context(chat)
         result = await call(chat, args)
     if args.json:
@@ -251,16 +360,47 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
         show(result, out)
 
 
+def _refused_purchase(args: argparse.Namespace) -> int | None:
+    """Ask before a purchase that spends money; return the exit status if it must not run.
+
+    Only on a terminal: a script without ``--yes`` is refused (exit 2) rather than left
+    waiting for an answer nobody gives. ``--fake`` buys nothing real and never asks.
+    """
+    if args.command != "purchase" or args.yes or args.fake:
+        return None
+    if not sys.stdin.isatty():
+        print(
+            "twochat: error: purchase spends money: pass --yes to buy without a terminal to "
+            "confirm on; nothing was bought",
+            file=sys.stderr,
+        )
+        return 2
+    what = args.number or "a random number"
+    print(f"Buy {what} from group {args.group_id}? It costs money. [y/N] ", end="", file=sys.stderr)
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        print("twochat: not confirmed; nothing was bought", file=sys.stderr)
+        return 1
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``twochat`` command; return its exit status (0 ok, 1 failed, 2 bad usage)."""
     args = build_parser().parse_args(argv)
+    if args.command == "fake-server":
+        from .testing._server import run as serve
+
+        return serve(args.host, args.port)
+    refused = _refused_purchase(args)
+    if refused is not None:
+        return refused
     try:
         asyncio.run(run(args, sys.stdout))
     except ValueError as exc:
         print(f"twochat: error: {exc}", file=sys.stderr)
         return 2
     except TwoChatError as exc:
-        print(f"twochat: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"twochat: {type(exc).__name__}: {_shell_words(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("twochat: interrupted", file=sys.stderr)

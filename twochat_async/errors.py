@@ -5,7 +5,7 @@ The tree:
 ```text
 TwoChatError                    base of everything the SDK raises on purpose
 ├── APIError                    2Chat answered with an error (.status, .message, .body,
-│   │                               .retry_after)
+│   │                               .retry_after, .method, .path)
 │   ├── BadRequestError             400  wrong JSON structure
 │   ├── AuthenticationError         401  missing or invalid API key
 │   ├── PaymentRequiredError        402  trial expired or API credits exhausted
@@ -61,25 +61,41 @@ class APIError(TwoChatError):
         body: The decoded JSON body, or a truncated text snippet when it was not JSON.
         retry_after: Seconds the server asked to wait before retrying (its
             ``Retry-After`` header, seconds or HTTP-date), or ``None``.
+        method: The request's HTTP method, e.g. ``"DELETE"``, or ``None`` if unknown.
+        path: The request's path, without its query string (never the API key), e.g.
+            ``"/open/numbers/reservations/a1b2..."``, or ``None`` if unknown.
 
     Args:
-        message: What went wrong; ``str()`` shows it after the status.
+        message: What went wrong; ``str()`` shows it after the status and the request.
         status: The HTTP status code of the answer.
         body: The decoded JSON body, or a truncated text snippet when it was not JSON.
         retry_after: Seconds the server asked to wait before retrying, or ``None``.
+        method: The request's HTTP method; the session sets it.
+        path: The request's path without its query string; the session sets it.
     """
 
     def __init__(
-        self, message: str, *, status: int, body: Any = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        retry_after: float | None = None,
+        method: str | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.body = body
         self.retry_after = retry_after
+        self.method = method
+        self.path = path
 
     def __str__(self) -> str:
-        return f"HTTP {self.status}: {self.message}"
+        # e.g. "HTTP 404 (DELETE /open/numbers/reservations/abc): Reservation abc not found"
+        request = f" ({self.method} {self.path})" if self.method and self.path else ""
+        return f"HTTP {self.status}{request}: {self.message}"
 
 
 class BadRequestError(APIError):

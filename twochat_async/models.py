@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
@@ -35,6 +35,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: The kinds of number ``groups(did_type=...)`` filters on (2Chat's *Search Number
+#: Groups*); a type checker flags any other string. Import it from here to annotate
+#: your own variables: ``from twochat_async.models import DidTypeName``.
+DidTypeName = Literal["global", "local", "mobile", "national", "sharedcost", "tollfree", "all"]
 
 #: How much of a value or body an error message quotes.
 SNIPPET_CHARS = 200

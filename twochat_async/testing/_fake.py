@@ -163,6 +163,8 @@ class FakeTwoChat:
         latency: Seconds added before every answer.
         requests_per_minute: The account limit ``GET /open/info`` reports.
         port: The port to listen on; 0 picks a free one.
+        host: The IPv4 address to listen on: ``127.0.0.1`` (this machine only), or
+            ``0.0.0.0`` to be reached from other machines or containers.
 
     Attributes:
         api_key: The only API key the fake accepts.
@@ -178,6 +180,7 @@ class FakeTwoChat:
         latency: Seconds added before every answer.
         requests_per_minute: The limit ``GET /open/info`` reports.
         port: The port asked for; 0 picks a free one (``base_url`` shows the one in use).
+        host: The address it listens on.
         rate_limited: How many requests were refused with 429 by the budget (see
             `set_budget()`).
         base_url: The address the fake serves on, set by `start()`; ``""`` until then.
@@ -195,8 +198,10 @@ class FakeTwoChat:
         latency: float = 0.0,
         requests_per_minute: int = 80,
         port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.api_key = api_key
+        self.host = host
         self.clock = clock
         self.reservation_ttl = reservation_ttl
         self.groups: dict[str, FakeGroup] = {
@@ -218,6 +223,14 @@ class FakeTwoChat:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = self._application()
+
+    def __repr__(self) -> str:
+        # Never the key: the fake's is no secret, but a repr that shows one teaches habits.
+        state = f"running at {self.base_url}" if self._runner is not None else "stopped"
+        return (
+            f"<FakeTwoChat {state} groups={len(self.groups)} "
+            f"reservations={len(self.reservations)} sold={len(self.sold)}>"
+        )
 
     def _application(self) -> web.Application:
         """Return a new application serving every endpoint through the middleware."""
@@ -302,7 +315,7 @@ class FakeTwoChat:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> str:
-        """Start serving on 127.0.0.1 and return the base URL.
+        """Start serving on `host` (127.0.0.1 by default) and return the base URL.
 
         It can be called again after `stop()`, on the same event loop or a later one.
 
@@ -318,11 +331,11 @@ class FakeTwoChat:
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
+        sock.bind((self.host, self.port))
         site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.base_url = f"http://{self.host}:{sock.getsockname()[1]}"
         return self.base_url
 
     async def stop(self) -> None:

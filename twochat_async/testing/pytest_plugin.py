@@ -100,6 +100,8 @@ async def twochat_session(
     """A TwoChatSession pointed at ``twochat_fake``, closed after the test."""
     from .. import TwoChatSession
 
-    options = {"base_url": twochat_fake.base_url, **twochat_session_options}
+    # trust_env=False: the fake is on this machine; an HTTP_PROXY of the environment
+    # (a CI runner behind a proxy) must not send its requests away.
+    options = {"base_url": twochat_fake.base_url, "trust_env": False, **twochat_session_options}
     async with TwoChatSession(twochat_fake.api_key, **options) as session:
         yield session
