@@ -183,8 +183,10 @@ class RedisRateLimit:
                 try:
                     await asyncio.sleep(wait / 1e6)
                 except asyncio.CancelledError:
-                    # Give the slot back if it is still the last one booked.
-                    await self._run("cancel", tat)
+                    # Give the slot back if it is still the last one booked; a Redis
+                    # failure here must not replace the cancellation.
+                    with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                        await self._run("cancel", tat)
                     raise
                 late = time.monotonic() - booked - wait / 1e6
                 # Woken half a slot late or more (a stalled loop): sent now, it would
