@@ -88,11 +88,13 @@ async def test_a_waiter_can_be_cancelled_and_the_next_one_served() -> None:
 
 
 async def test_concurrent_reserves_within_the_budget_meet_no_429() -> None:
-    """500 concurrent reserve() at the fake's budget: no 429 at all, at >= 90 % of the rate."""
-    numbers = [f"+1213{n:07d}" for n in range(500)]
+    """300 concurrent reserve() at the fake's budget: no 429 at all, at >= 90 % of the rate."""
+    numbers = [f"+1213{n:07d}" for n in range(300)]
     fake = FakeTwoChat(API_KEY, groups=[FakeGroup(id="big", country="US", numbers=numbers)])
-    per_second = 200
-    fake.set_budget(per_second // 10, per=0.1)  # 200 a second, bursts of 20 at most
+    # 100 a second, bursts of 10 at most: fast enough to show the pace, slow enough that a
+    # loaded 2-core machine (the fake serves in this same process) keeps up with it.
+    per_second = 100
+    fake.set_budget(per_second // 10, per=0.1)
     async with (
         fake as base_url,
         TwoChatSession(API_KEY, base_url=base_url, rate_limit=per_second * 60) as chat,
@@ -100,9 +102,9 @@ async def test_concurrent_reserves_within_the_budget_meet_no_429() -> None:
         started = time.monotonic()
         results = await asyncio.gather(*(chat.reserve("big") for _ in numbers))
         elapsed = time.monotonic() - started
-    assert len({r.uuid for r in results}) == 500
+    assert len({r.uuid for r in results}) == 300
     assert fake.rate_limited == 0
-    assert 500 / elapsed >= 0.9 * per_second
+    assert 300 / elapsed >= 0.9 * per_second
 
 
 async def test_without_the_limiter_the_same_load_trips_the_budget() -> None:

@@ -23,9 +23,13 @@ __all__ = ["Limiter"]
 class Limiter(Protocol):
     """What a session needs of a rate limiter; pass one as ``rate_limit=``.
 
-    Two optional methods are used when present: ``take() -> bool``, a synchronous fast
+    Optional methods are used when present: ``take() -> bool``, a synchronous fast
     path that takes a free slot without a coroutine (``acquire()`` is awaited only when
-    it returns ``False``), and ``async aclose()``, awaited when the session is closed.
+    it returns ``False``); ``async aclose()``, awaited when the session is closed;
+    ``bind(api_key_digest: str)``, called by the session with the SHA-256 hex digest of
+    its API key, for a limiter that keys a shared budget by it. A limiter whose
+    ``per_minute`` attribute is ``"account"`` is told the account's limit, read from
+    ``info()`` on first use, by ``adopt(limit: RateLimit)``, and used only after that.
     """
 
     async def acquire(self) -> None:
@@ -35,13 +39,42 @@ class Limiter(Protocol):
         """Hold every caller back after a 429, for ``seconds`` (``None``: 2Chat gave none)."""
 
 
+#: How much slower than the budget the limiters pace: 2Chat counts on its own clock, after
+#: network jitter, so a pace of exactly the budget is over it in some windows. 3 % keeps
+#: 1.8 s of jitter off any 60 s window and still uses 97 % of the budget.
+MARGIN = 0.03
+
+#: The lateness of a wake-up that a limiter absorbs instead of moving its schedule (an
+#: event loop's timers fire a few milliseconds late on a busy machine); beyond it, the
+#: schedule moves. Small beside the margin: 10 ms against 1.8 s in a 60 s window (above
+#: 6,000 a minute, where slots are closer than 10 ms, late slots may go out together).
+LATENESS = 0.01
+
+
+def pacing(limit: RateLimit) -> tuple[float, float]:
+    """Return ``(interval, tolerance)`` in seconds: the pace that keeps to ``limit``.
+
+    The schedule is GCRA's: one slot every ``interval``, up to ``tolerance`` early after an
+    idle spell (``burst - 1`` slots at once). A burst of B then spends B - 1 of the
+    minute's budget, so the pace is that of ``per_minute - B + 1``: at most ``per_minute``
+    requests in any 60 s. A burst is capped at half the budget, or the pace would crawl.
+    """
+    rate = limit.per_minute
+    # Whole requests: a budget of 7.5 a minute lets 7 through in any 60 s.
+    budget = math.floor(rate) if rate >= 1.0 else rate
+    burst = max(1, min(limit.burst, math.floor(budget / 2)))
+    interval = 60.0 * (1.0 + MARGIN) / (budget - burst + 1)
+    return interval, (burst - 1) * interval
+
+
 class RateLimiter:
     """Hands out request slots at a `RateLimit`, shared by every task of a session.
 
-    A token bucket of ``burst`` tokens refilled at the limit's rate, checked when a slot
-    is handed out (not booked ahead), so the pace holds in real time even after the event
-    loop stalls. Waiters queue in order on one lock; only the first of them sleeps. A 429
-    from 2Chat empties the bucket and pauses every caller, not just the one that got it.
+    As strict as 2Chat's count: at most ``per_minute`` requests in any 60 s, each slot
+    ``60 / per_minute`` s and a 3 % margin after the last (see `pacing`). A slot is checked
+    when it is handed out (not booked ahead), so the pace holds in real time even after the
+    event loop stalls. Waiters queue in order on one lock; only the first of them sleeps. A
+    429 from 2Chat pauses every caller, not just the one that got it, and leaves no burst.
 
     It is used from one event loop at a time, and its state carries over to the next one:
     the pace holds across ``asyncio.run()`` calls, as asyncio's loops all tell time by
@@ -52,24 +85,30 @@ class RateLimiter:
     """
 
     __slots__ = (
-        "_burst",
+        "_interval",
         "_lock",
         "_lock_loop",
         "_paused_until",
-        "_per_second",
-        "_tokens",
-        "_updated",
+        "_tat",
+        "_tolerance",
     )
 
     def __init__(self, limit: RateLimit) -> None:
-        self._per_second = limit.per_minute / 60.0
-        self._burst = float(limit.burst)
-        self._tokens = self._burst
-        self._updated = -math.inf  # on the loop's clock; the bucket starts full
-        self._paused_until = 0.0
+        self._interval, self._tolerance = pacing(limit)
+        self._tat = -math.inf  # the next slot's time on the loop's clock: all free now
+        self._paused_until = -math.inf
         # An asyncio.Lock binds to the first loop that waits on it: one per loop.
         self._lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def _wait(self, now: float) -> float:
+        """Return the seconds until a slot is free; ``<= 0``: take it now."""
+        return max(self._paused_until - now, self._tat - self._tolerance - now)
+
+    def _grant(self, now: float) -> None:
+        # Up to `LATENESS` of a late wake-up keeps the schedule (else timers' lateness
+        # would drift the pace below the budget); no more, or slots would bunch up.
+        self._tat = max(self._tat, now - LATENESS) + self._interval
 
     def take(self) -> bool:
         """Take a slot if one is free now and nobody waits; return whether it did.
@@ -79,10 +118,9 @@ class RateLimiter:
         if self._lock.locked():
             return False
         now = asyncio.get_running_loop().time()
-        tokens = min(self._burst, self._tokens + (now - self._updated) * self._per_second)
-        if tokens < 1.0 or now < self._paused_until:
+        if self._wait(now) > 0.0:
             return False
-        self._tokens, self._updated = tokens - 1.0, now
+        self._grant(now)
         return True
 
     async def acquire(self) -> None:
@@ -90,25 +128,23 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         if self._lock_loop is not loop:
             self._lock, self._lock_loop = asyncio.Lock(), loop
-        cap = self._burst
         async with self._lock:
             while True:
                 now = loop.time()
-                refill = (now - self._updated) * self._per_second
-                self._tokens = min(cap, self._tokens + refill)
-                self._updated = now
-                wait = max(self._paused_until - now, (1.0 - self._tokens) / self._per_second)
+                wait = self._wait(now)
                 if wait <= 0.0:
-                    self._tokens -= 1.0
+                    self._grant(now)
                     return
                 await asyncio.sleep(wait)  # a 429 meanwhile is seen on the next turn
-                # Sleeps end late (the loop's clock ticks in milliseconds): keep up to one
-                # token of that lateness, or a backlog would drift below the pace.
-                cap = self._burst + 1.0
 
     async def pause(self, seconds: float | None) -> None:
         """Hold every caller back after a 429, for ``seconds`` (or a default pause)."""
-        wait = DEFAULT_429_PAUSE if seconds is None else min(seconds, MAX_RETRY_AFTER)
-        until = asyncio.get_running_loop().time() + wait
+        until = asyncio.get_running_loop().time() + pause_seconds(seconds)
         self._paused_until = max(self._paused_until, until)
-        self._tokens = min(self._tokens, 0.0)
+        # No burst when the pause ends: the next slot is its end, then the pace.
+        self._tat = max(self._tat, until + self._tolerance)
+
+
+def pause_seconds(seconds: float | None) -> float:
+    """Return how long a 429 with ``Retry-After: seconds`` pauses a limiter."""
+    return DEFAULT_429_PAUSE if seconds is None else min(seconds, MAX_RETRY_AFTER)

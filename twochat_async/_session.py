@@ -93,9 +93,10 @@ class TwoChatSession:
             per minute (paced evenly, at least 1/60), a
             [`RateLimit`][twochat_async.RateLimit] for a burst, ``"account"`` to read the
             account's limit from ``info()`` on first use (that ``GET`` is retried like any
-            other), or a limiter of your own that implements
-            [`Limiter`][twochat_async.Limiter] (closed with the session if it has
-            ``aclose()``). ``None``: no limit.
+            other), or a limiter that implements [`Limiter`][twochat_async.Limiter]
+            (closed with the session if it has ``aclose()``), such as
+            [`RedisRateLimit`][twochat_async.redis.RedisRateLimit], one budget shared by
+            many processes. ``None``: no limit.
         allow_insecure_http: Allow a plain ``http://`` ``base_url`` to a host other than
             this machine, which would send the API key in clear text.
         proxy: An ``http://`` proxy for every request, credentials in the URL if it needs

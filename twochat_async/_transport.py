@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import platform
 import zlib
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from ssl import SSLContext
 from typing import Any, Literal, NamedTuple
@@ -68,6 +69,7 @@ class Transport:
 
     __slots__ = (
         "_account_limit",
+        "_adopter",
         "_base_url",
         "_closed",
         "_get_headers",
@@ -108,10 +110,17 @@ class Transport:
         self._max_retries = max_retries
         self._limiter: Limiter | None = None
         self._take: Callable[[], bool] = _never
-        if limiter != "account":
-            self._set_limiter(limiter)
-        # rate_limit="account": the limiter is built from GET /open/info on first use.
-        self._account_limit: asyncio.Future[None] | bool = limiter == "account"
+        # A limiter shared beyond this process keys its budget by the API key's hash.
+        bind = getattr(limiter, "bind", None)
+        if bind is not None:
+            bind(hashlib.sha256(api_key.encode()).hexdigest())
+        # rate_limit="account", or a limiter whose per_minute is "account": it is built
+        # (or told its rate, through adopt()) from GET /open/info on first use.
+        account = limiter == "account" or getattr(limiter, "per_minute", None) == "account"
+        self._adopter: Any = None if limiter == "account" or not account else limiter
+        if not account:
+            self._set_limiter(limiter)  # type: ignore[arg-type]
+        self._account_limit: asyncio.Future[None] | bool = account
         self._base_url = base_url
         self._timeout = timeout
         self._http = http_session
@@ -199,7 +208,7 @@ class Transport:
         )
         self._slots = asyncio.Semaphore(self._max_connections)
         self._loop = loop
-        guard = self._guard = _closed_with_loop(http)
+        guard = self._guard = _closed_with_loop(http.close)
         # Started here, in the running loop, the generator is registered with that loop,
         # which closes it before the loop itself: loop.shutdown_asyncgens(), called by
         # asyncio.run() and asyncio.Runner.
@@ -246,7 +255,7 @@ class Transport:
         try:
             await self._close_pool()
         finally:
-            aclose = getattr(self._limiter, "aclose", None)
+            aclose = getattr(self._limiter or self._adopter, "aclose", None)
             if aclose is not None:
                 await aclose()
 
@@ -340,8 +349,13 @@ class Transport:
     async def _fetch_account_limit(self) -> None:
         # Retried like any GET (a 500 here says nothing about the caller's request).
         status, payload = await self.request("GET", "/open/info", await_account_limit=False)
-        rate = _wire.decode_account_limit(payload, status=status)
-        self._set_limiter(RateLimiter(RateLimit(rate)))
+        limit = RateLimit(_wire.decode_account_limit(payload, status=status))
+        adopter = self._adopter
+        if adopter is None:
+            self._set_limiter(RateLimiter(limit))
+        else:
+            adopter.adopt(limit)
+            self._set_limiter(adopter)
 
     async def _send(
         self,
@@ -619,12 +633,16 @@ def _never() -> bool:
     return False
 
 
-async def _closed_with_loop(http: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    """Hold ``http`` open until closed: by `Transport.close()` or by the loop's shutdown."""
+async def _closed_with_loop(close: Callable[[], Awaitable[object]]) -> AsyncGenerator[None, None]:
+    """Hold a pool open until closed, by ``aclose()`` or by the loop's shutdown; then ``close()``.
+
+    Started on a running loop, it is registered with it: ``loop.shutdown_asyncgens()``
+    (which ``asyncio.run()`` calls) closes it before the loop itself.
+    """
     try:
         yield
     finally:
-        await http.close()
+        await close()
 
 
 async def _aclose(guard: AsyncGenerator[None, None]) -> None:

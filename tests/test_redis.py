@@ -1,0 +1,411 @@
+"""RedisRateLimit against a real redis-server: one budget for many processes and hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+from conftest import API_KEY
+from standin import stand_in
+from test_limit_strict import most_in_any_window
+
+from twochat_async import TwoChatError, TwoChatSession
+from twochat_async.redis import RedisRateLimit
+from twochat_async.testing import FakeTwoChat
+
+if shutil.which("redis-server") is None:  # pragma: no cover - CI installs it
+    WHY = "redis-server is not installed: `apt-get install redis-server` runs these tests"
+    if os.environ.get("TWOCHAT_REQUIRE_REDIS") == "1":
+        pytest.fail(f"TWOCHAT_REQUIRE_REDIS=1 but {WHY}", pytrace=False)
+    pytest.skip(WHY, allow_module_level=True)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def run_redis(port: int | None = None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Run a private redis-server on 127.0.0.1 (no persistence) while the block runs."""
+    port = port or free_port()
+    server = subprocess.Popen(  # noqa: S603 - Debian's redis-server, our arguments
+        [
+            str(shutil.which("redis-server")),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        client.close()
+        yield server, port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_port() -> Iterator[int]:
+    """One redis-server for the test session; its port."""
+    with run_redis() as (_, port):
+        yield port
+
+
+@pytest.fixture
+def redis_url(redis_port: int) -> str:
+    """The session's redis-server, emptied before each test."""
+    with redis.Redis(port=redis_port) as client:
+        client.flushall()
+    return f"redis://127.0.0.1:{redis_port}/0"
+
+
+def scan(port: int) -> str:
+    """What ``redis-cli --scan`` shows, then every key's fields and values."""
+    cli = [str(shutil.which("redis-cli")), "-p", str(port)]
+    keys = subprocess.run([*cli, "--scan"], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    values = [
+        subprocess.run([*cli, "hgetall", k], capture_output=True, text=True, check=True).stdout  # noqa: S603
+        for k in keys.split()
+    ]
+    return keys + "".join(values)
+
+
+WORKER = """
+import asyncio, json, logging, sys
+from twochat_async import TwoChatSession
+from twochat_async.redis import RedisRateLimit
+
+redis_url, base_url, key, calls, agent = sys.argv[1:6]
+warnings = []
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        warnings.append(record.getMessage())
+
+logging.getLogger("twochat_async").addHandler(Keep(logging.WARNING))
+
+async def main():
+    limit = RedisRateLimit(redis_url, per_minute=600)
+    async with TwoChatSession(
+        key, base_url=base_url, rate_limit=limit, max_retries=0, user_agent=agent
+    ) as chat:
+        print("started", flush=True)
+        sys.stdin.readline()  # all processes go at once
+        results = await asyncio.gather(
+            *(chat.did_types() for _ in range(int(calls))), return_exceptions=True
+        )
+    failures = [type(r).__name__ for r in results if isinstance(r, BaseException)]
+    print(json.dumps({"failures": failures, "warnings": warnings}), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def start_workers(
+    redis_url: str, base_url: str, keys: list[str], calls: int
+) -> list[subprocess.Popen[str]]:
+    """Start one OS process per key, each making ``calls`` concurrent calls at 600/min.
+
+    They start their calls together, once all of them have imported and are ready.
+    """
+    workers = [
+        subprocess.Popen(  # noqa: S603 - our interpreter and our program
+            [sys.executable, "-c", WORKER, redis_url, base_url, key, str(calls), f"worker-{n}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n, key in enumerate(keys)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline() == "started\n"
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    return workers
+
+
+def results(workers: list[subprocess.Popen[str]]) -> list[dict[str, list[str]]]:
+    """Each worker's failures and WARNING lines, once it has ended."""
+    out = []
+    for worker in workers:
+        stdout, _ = worker.communicate(timeout=60)  # closes its stdin too
+        assert worker.returncode == 0
+        out.append(json.loads(stdout.splitlines()[-1]))
+    return out
+
+
+def test_four_processes_on_one_key_share_the_budget_without_a_429(redis_url: str) -> None:
+    """4 OS processes, 20 calls each at 600/min: no 429, >= 95 % of the shared budget."""
+    # 2Chat's minute scaled down to 3 s (30 calls): the 3 % margin then absorbs 90 ms of
+    # jitter, where the first call of a fresh process (a new connection) may lag 50 ms.
+    with stand_in(30, window=3.0) as server:
+        workers = start_workers(redis_url, server.base_url, [API_KEY] * 4, 20)
+        outcomes = results(workers)
+    assert [o["failures"] for o in outcomes] == [[]] * 4
+    assert server.refused == 0
+    times = server.times()
+    assert len(times) == 80
+    assert len({agent for _, _, agent, _ in server.arrivals}) == 4
+    # 79 intervals of 0.1 s after the first call: the budget used to >= 95 %.
+    assert max(times) - min(times) <= 79 * 0.1 / 0.95
+    assert most_in_any_window(times, 1.0) <= 11  # at most k + 1 in any k slots (k = 10)
+
+
+def test_separate_api_keys_have_separate_budgets(redis_url: str) -> None:
+    """Two keys, two processes each: each key gets its own 600/min, none of them a 429."""
+    other = "another-secret-key-9876543210"
+    with stand_in(30, window=3.0) as server:
+        workers = start_workers(redis_url, server.base_url, [API_KEY, other] * 2, 15)
+        outcomes = results(workers)
+    assert [o["failures"] for o in outcomes] == [[]] * 4
+    assert server.refused == 0
+    for key in (API_KEY, other):
+        times = server.times(key=key)
+        assert len(times) == 30
+        # One budget for both keys would need 6 s for these 60 calls.
+        assert max(times) - min(times) <= 29 * 0.1 / 0.95
+
+
+def test_a_429_in_one_process_holds_every_process_back(redis_url: str) -> None:
+    """The 15th call gets 429 Retry-After: 1; no process sends during the next second."""
+    with stand_in(None) as server:
+        server.refuse[15] = "1"
+        workers = start_workers(redis_url, server.base_url, [API_KEY] * 4, 10)
+        outcomes = results(workers)
+    assert sorted(f for o in outcomes for f in o["failures"]) == ["RateLimitError"]
+    (refused_at,) = server.times(429)
+    during = [t for t in server.times() if refused_at + 0.12 < t < refused_at + 0.95]
+    assert during == []
+    assert len(server.times()) == 39
+
+
+def test_killing_redis_mid_run_fails_no_call_and_keeps_a_local_limit() -> None:
+    """Redis dies after the first calls: every call succeeds, each process at <= 600/min."""
+    with run_redis() as (redis_server, port), stand_in(None) as server:
+        url = f"redis://127.0.0.1:{port}/0"
+        workers = start_workers(url, server.base_url, [API_KEY] * 2, 25)
+        deadline = time.monotonic() + 30
+        while len(server.arrivals) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        redis_server.terminate()
+        killed = time.monotonic()
+        outcomes = results(workers)
+    assert [o["failures"] for o in outcomes] == [[], []]
+    for outcome in outcomes:
+        (warning,) = outcome["warnings"]
+        assert "Redis" in warning
+        assert API_KEY not in warning
+    for agent in ("worker-0", "worker-1"):
+        after = [t for t, _, a, _ in server.arrivals if a == agent and t > killed + 0.3]
+        assert len(after) >= 5
+        assert most_in_any_window(after, 1.0) <= 11
+
+
+async def test_on_error_raise_fails_fast_and_sends_nothing(fake: FakeTwoChat) -> None:
+    """A dead Redis with on_error='raise': TwoChatError within a second, nothing sent."""
+    limit = RedisRateLimit(f"redis://127.0.0.1:{free_port()}/0", per_minute=80, on_error="raise")
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        started = time.monotonic()
+        with pytest.raises(TwoChatError, match="Redis") as caught:
+            await chat.did_types()
+    assert time.monotonic() - started < 1.0
+    assert API_KEY not in str(caught.value)
+    assert fake.calls == {}
+
+
+async def test_a_dead_redis_warns_once_and_paces_locally(
+    fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """on_error='local' and no Redis: calls go on at the same rate, one WARNING, no key."""
+    limit = RedisRateLimit(f"redis://127.0.0.1:{free_port()}/0", per_minute=600)
+    with caplog.at_level(logging.WARNING, logger="twochat_async"):
+        async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+            started = time.monotonic()
+            await asyncio.gather(*(chat.did_types() for _ in range(6)))
+            elapsed = time.monotonic() - started
+    assert 0.45 <= elapsed < 2.0
+    (record,) = caplog.records
+    assert "Redis" in record.getMessage()
+    assert API_KEY not in caplog.text
+    assert fake.calls["GET /open/numbers/did-types"] == 6
+
+
+async def test_sharing_resumes_when_redis_is_back(fake: FakeTwoChat) -> None:
+    """Calls made while Redis is down go on; a second after it is back, Redis is used."""
+    port = free_port()
+    limit = RedisRateLimit(f"redis://127.0.0.1:{port}/0", per_minute=6000)
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        await chat.did_types()
+        with run_redis(port):
+            await asyncio.sleep(1.1)  # the per-process limit stands in for a second
+            await chat.did_types()
+            assert "twochat:budget:" in scan(port)
+
+
+async def test_redis_holds_no_trace_of_the_api_key(redis_url: str, fake: FakeTwoChat) -> None:
+    """redis-cli --scan and the values: a hash-named budget, never the key or a piece."""
+    limit = RedisRateLimit(redis_url, per_minute=6000)
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        await chat.did_types()
+    shown = scan(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    assert shown.startswith("twochat:budget:")
+    pieces = {API_KEY[i : i + 12] for i in range(len(API_KEY) - 11)}
+    assert not [piece for piece in pieces if piece in shown]
+    assert API_KEY not in repr(limit)
+
+
+async def test_a_cancelled_waiter_gives_its_slot_back(redis_url: str, fake: FakeTwoChat) -> None:
+    """At 60/min, a waiter cancelled before its slot frees it: the next call takes it."""
+    limit = RedisRateLimit(redis_url, per_minute=60)
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        started = time.monotonic()
+        await chat.did_types()
+        waiting = asyncio.create_task(chat.did_types())
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await chat.did_types()  # the cancelled call's slot, about 1 s after the first
+        elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 1.6
+    assert fake.calls["GET /open/numbers/did-types"] == 2
+
+
+async def test_per_minute_account_reads_info_once(redis_url: str, fake: FakeTwoChat) -> None:
+    """per_minute='account' paces at the account's requests_per_minute, read once."""
+    fake.requests_per_minute = 600
+    limit = RedisRateLimit(redis_url, per_minute="account")
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        started = time.monotonic()
+        await asyncio.gather(*(chat.did_types() for _ in range(6)))
+        elapsed = time.monotonic() - started
+    assert fake.calls["GET /open/info"] == 1
+    assert elapsed >= 0.45
+    assert "twochat:budget:" in scan(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+
+
+def test_the_budget_holds_across_event_loops(redis_url: str) -> None:
+    """One session and limiter, two asyncio.run() calls: the second keeps the pace."""
+    with stand_in(None) as server:
+        limit = RedisRateLimit(redis_url, per_minute=600)
+        chat = TwoChatSession(API_KEY, base_url=server.base_url, rate_limit=limit)
+
+        async def two() -> None:
+            await asyncio.gather(chat.did_types(), chat.did_types())
+
+        asyncio.run(two())
+        asyncio.run(two())
+        asyncio.run(chat.close())
+    times = server.times()
+    assert len(times) == 4
+    assert max(times) - min(times) >= 0.3
+
+
+async def test_a_borrowed_client_is_left_open(redis_port: int, fake: FakeTwoChat) -> None:
+    """redis=<client>: the session uses it and leaves it open when it closes."""
+    client = redis.asyncio.Redis(port=redis_port)
+    limit = RedisRateLimit(redis=client, per_minute=6000, name="reports")
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        await chat.did_types()
+    assert await client.ping()
+    await client.aclose()
+
+
+async def test_names_split_one_keys_budget(redis_url: str, fake: FakeTwoChat) -> None:
+    """Two names on one API key: two budgets, each at its own pace."""
+    async with (
+        TwoChatSession(
+            API_KEY, base_url=fake.base_url, rate_limit=RedisRateLimit(redis_url, per_minute=60)
+        ) as first,
+        TwoChatSession(
+            API_KEY,
+            base_url=fake.base_url,
+            rate_limit=RedisRateLimit(redis_url, per_minute=60, name="bot"),
+        ) as second,
+    ):
+        started = time.monotonic()
+        await asyncio.gather(first.did_types(), second.did_types())
+    assert time.monotonic() - started < 0.5
+    assert scan(int(redis_url.rsplit(":", 1)[1].split("/")[0])).count("twochat:budget:") == 2
+
+
+def test_arguments_are_checked() -> None:
+    """Neither or both of url and redis, a bad on_error or name: ValueError."""
+    client = redis.asyncio.Redis()
+    with pytest.raises(ValueError, match="one of url"):
+        RedisRateLimit(per_minute=80)
+    with pytest.raises(ValueError, match="one of url"):
+        RedisRateLimit("redis://localhost", redis=client, per_minute=80)
+    with pytest.raises(ValueError, match="on_error"):
+        RedisRateLimit("redis://localhost", per_minute=80, on_error="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name"):
+        RedisRateLimit("redis://localhost", per_minute=80, name=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="per_minute"):
+        RedisRateLimit("redis://localhost", per_minute=0)
+
+
+def test_one_limiter_serves_one_api_key() -> None:
+    """A RedisRateLimit given to sessions of two keys: ValueError for the second."""
+    limit = RedisRateLimit("redis://localhost", per_minute=80)
+    TwoChatSession(API_KEY, rate_limit=limit)
+    TwoChatSession(API_KEY, rate_limit=limit)  # the same key again is fine
+    with pytest.raises(ValueError, match="one per API key"):
+        TwoChatSession("another-secret-key-9876543210", rate_limit=limit)
+
+
+async def test_outside_a_session_it_says_how_to_use_it(redis_url: str) -> None:
+    """acquire() on a limiter no session was given: TwoChatError saying rate_limit=."""
+    limit = RedisRateLimit(redis_url, per_minute=80)
+    with pytest.raises(TwoChatError, match="rate_limit="):
+        await limit.acquire()
+
+
+def test_the_limiter_benchmark_runs_and_prints_both_limiters() -> None:
+    """python -m benchmarks.limiter --quick prints a cost per acquire for each limiter."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.limiter", "--quick"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = {line.rsplit(None, 2)[0]: line.split()[-2:] for line in result.stdout.splitlines()[1:]}
+    assert set(rows) == {"RateLimiter (in-process)", "RedisRateLimit (local redis)"}
+    assert all(float(value) > 0 for values in rows.values() for value in values)
