@@ -20,7 +20,7 @@ import redis
 import redis.asyncio
 from conftest import API_KEY
 from standin import stand_in
-from test_limit_strict import most_in_any_window
+from test_limit import most_in_any_window
 
 from twochat_async import TwoChatError, TwoChatSession
 from twochat_async.redis import RedisRateLimit
