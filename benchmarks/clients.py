@@ -6,12 +6,13 @@ Every client makes the same call: ``POST /open/numbers/reservations`` with
 ``expires_at``. The SDK does it with ``TwoChatSession.reserve()``; the others by hand, as
 a user would write it without the SDK.
 
-The worker is started by :mod:`benchmarks.run` as
-``python -m benchmarks.clients '<json job>'`` and prints one JSON line of results. The
-full benchmark gives every measurement a fresh process, so clients share no heap, cache
-or GC state (``--quick`` batches them per client to start fewer interpreters). Each
-measurement builds its client, checks one answer, and warms up (which also opens the
-pooled connections) before the clock starts.
+The worker is started by :mod:`benchmarks.measure` as
+``python -m benchmarks.clients '<json job>'``, with glibc malloc pinned in its
+environment, and prints one JSON line of results. The full benchmark gives every
+measurement a fresh process, so clients share no heap, cache or GC state (``--quick``
+batches them per client to start fewer interpreters). Each measurement builds its
+client, checks one answer, and warms up (which also opens the pooled connections) before
+the clock starts.
 """
 
 from __future__ import annotations
@@ -199,18 +200,25 @@ def run_threads(call: SyncCall, n: int, concurrency: int, pool: ThreadPoolExecut
         future.result()
 
 
+def minor_faults() -> int:
+    """Minor page faults of this process so far (every thread)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 class Clock:
-    """Times one run: wall and process CPU of this process, and the server's CPU."""
+    """Times one run: wall, CPU and minor page faults of this process, the server's CPU."""
 
     def __init__(self, base_url: str, n: int) -> None:
         self._url, self._n = base_url, n
         gc.collect()  # start every run with the same (empty) young generations
         self._server = fetch_stats(base_url)  # blocking on purpose: outside the window
+        self._faults = minor_faults()
         self._wall, self._cpu = time.perf_counter(), time.process_time()
 
     def stop(self) -> dict[str, float]:
         """Stop the clock and return the run's measurements."""
         cpu, wall = time.process_time() - self._cpu, time.perf_counter() - self._wall
+        faults = minor_faults() - self._faults
         after = fetch_stats(self._url)
         server_cpu = after["cpu_s"] - self._server["cpu_s"]
         return {
@@ -218,6 +226,10 @@ class Clock:
             "cpu_s": cpu,
             "calls_per_s": self._n / wall,
             "cpu_us_per_call": cpu / self._n * 1e6,
+            # Near 0 when malloc keeps socket read buffers on the heap; about 2 per call
+            # when each read maps a buffer of its own (see benchmarks.measure.PINNED_MALLOC).
+            "minor_faults": faults,
+            "minor_faults_per_call": faults / self._n,
             "server_cpu_s": server_cpu,
             # The server's share of one core during the run; near 1.0 it is the bottleneck.
             "server_busy": server_cpu / wall,
@@ -229,7 +241,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     """Time ``job["n"]`` calls of one client at one concurrency, after a warm-up."""
     name, url = job["client"], job["base_url"]
     n, concurrency, warmup = job["n"], job["concurrency"], job["warmup"]
-    options = job.get("options", {})
+    options = job["options"]
     if name in SYNC_CLIENTS:
         with (
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool,
@@ -263,7 +275,7 @@ def measure_rss(job: dict[str, Any]) -> dict[str, Any]:
     name, url, n = job["client"], job["base_url"], job["n"]
 
     async def main() -> dict[str, Any]:
-        async with ASYNC_CLIENTS[name](url, job.get("options", {})) as call:
+        async with ASYNC_CLIENTS[name](url, job["options"]) as call:
             check(await call(GROUP_ID))
             await run_async(call, job["warmup"], 64)
             gc.collect()
@@ -278,14 +290,13 @@ def measure_rss(job: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Run the measurements of the JSON job given as argument; print them as a JSON list.
 
-    The job is ``{"runs": [run, ...]}``; each run names ``client``, ``base_url``, ``n``,
-    ``concurrency``, ``warmup``, optional ``options`` (SDK constructor keywords), and
-    ``kind`` (``"rss"`` for a peak-RSS run, which must be alone in its process).
+    The job is ``{"runs": [run, ...]}``; each run names ``kind`` (``"time"``, or ``"rss"``
+    for a peak-RSS run, which must be alone in its process), ``client``, ``base_url``,
+    ``n``, ``concurrency``, ``warmup`` and ``options`` (client constructor keywords), as
+    built by :func:`benchmarks.measure.run_job`.
     """
     job = json.loads((argv if argv is not None else sys.argv[1:])[0])
-    results = [
-        measure_rss(run) if run.get("kind") == "rss" else measure(run) for run in job["runs"]
-    ]
+    results = [measure_rss(run) if run["kind"] == "rss" else measure(run) for run in job["runs"]]
     print(json.dumps(results), flush=True)
 
 

@@ -8,7 +8,9 @@ Run from the repository root::
 cProfile counts every call (so its overhead inflates many small functions; read its
 ``tottime`` to compare two clients, not as absolute cost); pyinstrument samples, so its
 percentages are closer to the real split. Only the timed calls are profiled: the client
-is built, checked and warmed up first, as in :mod:`benchmarks.run`.
+is built, checked and warmed up first, as in :mod:`benchmarks.run`, and glibc malloc is
+pinned as there (the command starts itself again with
+:data:`benchmarks.measure.PINNED_MALLOC` in its environment if they are not set).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
+import sys
 
 from benchmarks.clients import ASYNC_CLIENTS, GROUP_ID, check, run_async
+from benchmarks.measure import PINNED_MALLOC, child_env
 from benchmarks.server import running_server
 
 
@@ -48,13 +53,18 @@ async def _profile(name: str, url: str, n: int, concurrency: int, use_pyinstrume
 
 def main(argv: list[str] | None = None) -> None:
     """Print the profile of one async client's timed calls."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(os.environ.get(name) != value for name, value in PINNED_MALLOC.items()):
+        # glibc reads these once, at start-up: only a new process can have them.
+        command = [sys.executable, "-m", "benchmarks.profile", *argv]
+        os.execve(sys.executable, command, child_env())  # noqa: S606 - our own module
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("client", choices=sorted(ASYNC_CLIENTS))
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--pyinstrument", action="store_true", help="sample instead")
     args = parser.parse_args(argv)
-    with running_server() as (url, _):
+    with running_server(env=child_env()) as (url, _):
         print(asyncio.run(_profile(args.client, url, args.n, args.concurrency, args.pyinstrument)))
 
 

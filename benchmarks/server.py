@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 RESERVE_PATH = b"/open/numbers/reservations"
@@ -186,12 +186,18 @@ async def serve(host: str = "127.0.0.1", port: int = 0, *, stdin_eof_stops: bool
 
 
 @contextlib.contextmanager
-def running_server(host: str = "127.0.0.1") -> Iterator[tuple[str, int]]:
-    """Start the server in a child process; yield ``(base_url, pid)``; stop it after."""
+def running_server(
+    host: str = "127.0.0.1", *, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """Start the server in a child process; yield ``(base_url, pid)``; stop it after.
+
+    ``env`` is the child's environment (``None``: this process's).
+    """
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "benchmarks.server", "--host", host, "--stdin-eof-stops"],
         cwd=root,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -358,7 +358,12 @@ class Transport:
             if slots is not None:
                 slots.release()
         if failure is not None:
-            raise failure
+            try:
+                raise failure
+            finally:
+                # Python 3.10 can still see aiohttp's exception as being handled here, and
+                # would chain it (with the request headers) as __context__.
+                failure.__context__ = None
         if raw is None:
             raise self._too_large(status)
         # Anything the server sends is scrubbed of the key before it is decoded, kept,

@@ -1,0 +1,326 @@
+"""The timed measurements: worker processes, their samples, and the medians and ratios.
+
+Every timed run happens in a worker process (``python -m benchmarks.clients``, see
+:mod:`benchmarks.clients`) started with :func:`child_env`. This module decides which runs
+to make and in which order, and condenses their samples; :mod:`benchmarks.report` turns
+the result into the table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.clients import REQUIRES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: glibc malloc settings given to every process the benchmark starts. asyncio reads a
+#: socket into a fresh 256 KiB buffer and shrinks it to what arrived. Left to glibc,
+#: whether that buffer comes from the heap or from its own ``mmap`` depends on what the
+#: process freed while importing; in the second case every read costs mmap + mremap +
+#: munmap and two minor page faults, tens of microseconds per call, so two clients could
+#: differ by their imports rather than their code. A fixed mmap threshold above 256 KiB
+#: keeps the buffer on the heap, and a trim threshold above it stops glibc from handing
+#: the top of the heap back after every read. ``minor_faults`` in every sample shows it.
+PINNED_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
+    "MALLOC_TRIM_THRESHOLD_": str(2 * 1024 * 1024),
+}
+
+#: The concurrencies of the client comparison.
+CONCURRENCY = (1, 64)
+CPU, CALLS = "cpu_us_per_call", "calls_per_s"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the client comparison: a client of :mod:`benchmarks.clients`, configured."""
+
+    key: str  # its key in the JSON results
+    client: str  # a key of benchmarks.clients.ASYNC_CLIENTS or SYNC_CLIENTS
+    title: str  # its name in the table
+    options: dict[str, Any] = field(default_factory=dict)  # TwoChatSession keywords
+    paired: bool = False  # in a ratio with a tight target: timed pair_reps times, not reps
+
+
+#: "Configured but never triggered": the default retry count, and a budget of requests
+#: per minute that no run can reach.
+RESILIENCE_ON = {"max_retries": 2, "rate_limit": 10**9}
+RESILIENCE_OFF = {"max_retries": 0, "rate_limit": None}
+
+VARIANTS = (
+    Variant("sdk", "sdk", "twochat_async reserve()", paired=True),
+    Variant("aiohttp", "aiohttp", "raw aiohttp", paired=True),
+    Variant("httpx", "httpx", "httpx.AsyncClient"),
+    Variant("requests", "requests", "requests.Session"),
+    Variant("sdk-off", "sdk", "SDK, retries+limit off", RESILIENCE_OFF, paired=True),
+    Variant("sdk-on", "sdk", "SDK, retries+limit on", RESILIENCE_ON, paired=True),
+)
+TITLES = {variant.key: variant.title for variant in VARIANTS}
+
+#: The ratios of the comparison: name -> (numerator row, denominator row, concurrency,
+#: sample key). Each is the median of per-repetition ratios (see :func:`paired_ratio`).
+RATIOS = {
+    "sdk_over_aiohttp_cpu_c1": ("sdk", "aiohttp", 1, CPU),
+    "sdk_over_aiohttp_cpu_c64": ("sdk", "aiohttp", 64, CPU),
+    "sdk_over_aiohttp_calls_c1": ("sdk", "aiohttp", 1, CALLS),
+    "sdk_over_aiohttp_calls_c64": ("sdk", "aiohttp", 64, CALLS),
+    "sdk_over_httpx_calls_c64": ("sdk", "httpx", 64, CALLS),
+}
+RESILIENCE_RATIOS = {
+    f"resilience_on_over_off_cpu_c{k}": ("sdk-on", "sdk-off", k, CPU) for k in CONCURRENCY
+}
+
+#: A run for a worker (see :func:`run_job`) and what the worker measured in it.
+Job = dict[str, Any]
+Sample = dict[str, Any]
+
+
+def log(message: str) -> None:
+    """Write progress to stderr; stdout holds only the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def child_env() -> dict[str, str]:
+    """The environment of every process the benchmark starts: ours, malloc pinned."""
+    return os.environ | PINNED_MALLOC
+
+
+def available(client: str) -> bool:
+    """Whether the library ``client`` needs is installed."""
+    return importlib.util.find_spec(REQUIRES[client]) is not None
+
+
+def run_job(
+    client: str,
+    base_url: str,
+    n: int,
+    concurrency: int,
+    *,
+    options: dict[str, Any] | None = None,
+    kind: str = "time",
+    warmup: int | None = None,
+) -> Job:
+    """One run for a worker (see :func:`benchmarks.clients.main`).
+
+    ``kind`` is ``"time"`` (``n`` timed calls, at most ``concurrency`` in flight) or
+    ``"rss"`` (``n`` calls in flight at once). The warm-up before the clock starts opens
+    every pooled connection and builds every lazy cache.
+    """
+    if warmup is None:
+        warmup = min(max(50, 2 * concurrency), max(50, n))
+    return {
+        "kind": kind,
+        "client": client,
+        "base_url": base_url,
+        "n": n,
+        "concurrency": concurrency,
+        "warmup": warmup,
+        "options": options or {},
+    }
+
+
+def run_worker(jobs: list[Job]) -> list[Sample]:
+    """Run ``jobs`` in one fresh interpreter; a job that failed comes back as ``error``."""
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "benchmarks.clients", json.dumps({"runs": jobs})],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        return [{"error": lines[-1]} for _ in jobs]
+    results: list[Sample] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return results
+
+
+def run_jobs(jobs: list[Job], *, batch: bool) -> list[Sample]:
+    """Run every job in a fresh process of its own, or one process per client if ``batch``.
+
+    A process per job means no two runs share a heap, a cache or the garbage collector's
+    state; ``batch`` starts fewer interpreters, for the smoke run.
+    """
+    if not batch:
+        results = []
+        for index, job in enumerate(jobs, 1):
+            log(f"  [{index}/{len(jobs)}] {job['client']} c={job['concurrency']} n={job['n']}")
+            results.extend(run_worker([job]))
+        return results
+    by_client: dict[str, list[int]] = {}
+    for index, job in enumerate(jobs):
+        by_client.setdefault(job["client"], []).append(index)
+    merged: list[Sample] = [{} for _ in jobs]
+    for client, indexes in by_client.items():
+        log(f"  {client}: {len(indexes)} runs in one process")
+        for index, result in zip(indexes, run_worker([jobs[i] for i in indexes]), strict=True):
+            merged[index] = result
+    return merged
+
+
+def summarize(samples: list[Sample]) -> dict[str, Any]:
+    """Medians of one cell's samples (one per repetition), with the spread of CPU/call."""
+    errors = [s["error"] for s in samples if "error" in s]
+    if errors:
+        return {"status": "error", "error": errors[0]}
+    cpu = [s[CPU] for s in samples]
+    return {
+        "status": "ok",
+        CALLS: statistics.median(s[CALLS] for s in samples),
+        CPU: statistics.median(cpu),
+        "cpu_spread": (max(cpu) - min(cpu)) / statistics.median(cpu),
+        "client_busy": statistics.median(s["cpu_s"] / s["wall_s"] for s in samples),
+        "minor_faults_per_call": statistics.median(s["minor_faults_per_call"] for s in samples),
+        "server_busy_max": max(s["server_busy"] for s in samples),
+        "server_us_per_request": statistics.median(
+            s["server_cpu_s"] / max(1, s["server_requests"]) * 1e6 for s in samples
+        ),
+        "samples": samples,
+    }
+
+
+def paired_ratio(a: list[Sample], b: list[Sample], key: str) -> tuple[float, float, float] | None:
+    """``(median, q1, q3)`` over repetitions of ``a[i][key] / b[i][key]``, or ``None``.
+
+    Sample ``i`` of both lists comes from repetition ``i``, timed minutes apart at most:
+    pairing them cancels most of the machine's drift. ``None`` if any pair lacks ``key``
+    (a failed run).
+    """
+    pairs = list(zip(a, b, strict=False))
+    ratios = [x[key] / y[key] for x, y in pairs if key in x and key in y]
+    if not ratios or len(ratios) != len(pairs):
+        return None
+    if len(ratios) == 1:
+        return ratios[0], ratios[0], ratios[0]
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return median, q1, q3
+
+
+def rotated(items: Sequence[Any], by: int) -> list[Any]:
+    """``items`` starting at position ``by``, so that no client is always timed first."""
+    by %= len(items)
+    return [*items[by:], *items[:by]]
+
+
+def compare_clients(
+    url: str, *, n: int, reps: int, pair_reps: int, batch: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time every variant at each concurrency; return the comparison and the resilience part.
+
+    Each repetition runs every installed variant at both concurrencies, in an order
+    rotated by one per repetition, so that the machine's slow spells hit them all alike.
+    After ``reps`` repetitions the ``paired`` variants alone go on up to ``pair_reps``:
+    their ratios are held to limits only a few percent wide.
+    """
+    variants = [v for v in VARIANTS if available(v.client)]
+    samples: dict[tuple[str, int], list[Sample]] = {
+        (v.key, k): [] for v in variants for k in CONCURRENCY
+    }
+    total = max(reps, pair_reps)
+    for rep in range(total):
+        log(f"clients: repetition {rep + 1}/{total}")
+        timed = variants if rep < reps else [v for v in variants if v.paired]
+        order = [(v, k) for k in CONCURRENCY for v in rotated(timed, rep)]
+        jobs = [run_job(v.client, url, n, k, options=v.options) for v, k in order]
+        for (variant, k), result in zip(order, run_jobs(jobs, batch=batch), strict=True):
+            samples[variant.key, k].append(result)
+
+    table: dict[str, Any] = {}
+    for variant in VARIANTS:
+        table[variant.key] = {}
+        for k in CONCURRENCY:
+            runs = samples.get((variant.key, k))
+            cell = {"status": "not installed"} if runs is None else summarize(runs)
+            if variant.client == "requests":
+                cell["how"] = "loop" if k == 1 else f"{k} threads, one Session each"
+            table[variant.key][f"c{k}"] = cell
+
+    ratios: dict[str, float | None] = {}
+    quartiles: dict[str, list[float] | None] = {}
+    for name, (a, b, k, key) in (RATIOS | RESILIENCE_RATIOS).items():
+        ratio = None
+        if (a, k) in samples and (b, k) in samples:
+            ratio = paired_ratio(samples[a, k], samples[b, k], key)
+        ratios[name] = None if ratio is None else ratio[0]
+        quartiles[name] = None if ratio is None else [ratio[1], ratio[2]]
+    comparison = {
+        "clients": table,
+        "ratios": {name: ratios[name] for name in RATIOS},
+        "ratio_quartiles": quartiles,
+    }
+    resilience: dict[str, Any] = {"on": RESILIENCE_ON, "off": RESILIENCE_OFF}
+    for name in RESILIENCE_RATIOS:
+        resilience[name.removeprefix("resilience_")] = ratios[name]
+    return comparison, resilience
+
+
+def scaling(
+    url: str,
+    *,
+    by_n: Sequence[int],
+    by_concurrency: Sequence[int],
+    fixed_n: int,
+    reps: int,
+    batch: bool,
+) -> dict[str, Any]:
+    """CPU per call of the SDK as N grows (at concurrency 64) and as concurrency grows.
+
+    Raw aiohttp runs the concurrency axis too: at concurrency 1 every call pays an event
+    loop iteration of its own, and past the pool's 100 connections aiohttp queues the
+    rest; the SDK / aiohttp column shows how much of the growth is the SDK's own.
+    """
+    sdk_by_n = [("sdk", size, 64) for size in by_n]
+    sdk_by_conc = [("sdk", fixed_n, k) for k in by_concurrency]
+    raw_by_conc = [("aiohttp", fixed_n, k) for k in by_concurrency]
+    cells = list(dict.fromkeys(sdk_by_n + sdk_by_conc + raw_by_conc))
+    samples: dict[tuple[str, int, int], list[Sample]] = {cell: [] for cell in cells}
+    for rep in range(reps):
+        log(f"scaling: repetition {rep + 1}/{reps}")
+        order = rotated(cells, rep)
+        jobs = [run_job(client, url, size, k) for client, size, k in order]
+        for cell, result in zip(order, run_jobs(jobs, batch=batch), strict=True):
+            samples[cell].append(result)
+    summary = {cell: summarize(samples[cell]) for cell in cells}
+
+    def largest_over_smallest(keys: list[tuple[str, int, int]]) -> float | None:
+        values = [summary[key][CPU] for key in keys if summary[key]["status"] == "ok"]
+        return max(values) / min(values) if values and len(values) == len(keys) else None
+
+    over_raw = {}
+    for sdk, raw in zip(sdk_by_conc, raw_by_conc, strict=True):
+        found = paired_ratio(samples[sdk], samples[raw], CPU)
+        over_raw[str(sdk[2])] = None if found is None else found[0]
+    return {
+        "by_n": {str(cell[1]): summary[cell] for cell in sdk_by_n},
+        "by_concurrency": {str(cell[2]): summary[cell] for cell in sdk_by_conc},
+        "aiohttp_by_concurrency": {str(cell[2]): summary[cell] for cell in raw_by_conc},
+        "sdk_over_aiohttp_by_concurrency": over_raw,
+        "fixed_n": fixed_n,
+        "concurrency_for_n": 64,
+        "max_over_min_by_n": largest_over_smallest(sdk_by_n),
+        "max_over_min_by_concurrency": largest_over_smallest(sdk_by_conc),
+        "aiohttp_max_over_min_by_concurrency": largest_over_smallest(raw_by_conc),
+        "max_over_min": largest_over_smallest(list(dict.fromkeys(sdk_by_n + sdk_by_conc))),
+    }
+
+
+def peak_rss(url: str, *, in_flight: int) -> dict[str, Any]:
+    """Peak RSS of a fresh process with ``in_flight`` calls awaiting at once: SDK, raw aiohttp."""
+    result: dict[str, Any] = {"in_flight": in_flight}
+    for client in ("sdk", "aiohttp"):
+        log(f"rss: {client} with {in_flight} calls in flight")
+        (out,) = run_worker([run_job(client, url, in_flight, in_flight, kind="rss", warmup=200)])
+        result[client] = out | {"status": "error" if "error" in out else "ok"}
+    return result
