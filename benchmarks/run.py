@@ -73,7 +73,8 @@ from typing import Any
 from benchmarks import measure, report
 from benchmarks.imports import import_time
 from benchmarks.measure import PINNED_MALLOC, ROOT, log
-from benchmarks.server import running_server
+from benchmarks.nginx import running_nginx
+from benchmarks.server import SLOW_PREFIX, WINDOW_PREFIX, running_server
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 
@@ -97,8 +98,13 @@ class Mode:
     scaling_reps: int
     #: Fresh interpreters per import statement.
     import_runs: int
-    #: Calls in flight at once in the peak-RSS runs.
+    #: Calls in flight at once in the peak-RSS runs, and repetitions of them.
     rss_in_flight: int
+    rss_reps: int
+    #: Calls at once against the sliding-window stand-in (at ``rate_limit=600``).
+    budget_calls: int
+    #: Repetitions of the comparison against nginx.
+    nginx_reps: int
     #: One process per client for all its runs, instead of one per run (fewer interpreters).
     batch: bool
 
@@ -114,6 +120,9 @@ FULL = Mode(
     scaling_reps=3,
     import_runs=9,
     rss_in_flight=10_000,
+    rss_reps=3,
+    budget_calls=200,
+    nginx_reps=5,
     batch=False,
 )
 #: Every section at tiny sizes: proves the harness works, in about 20 s.
@@ -128,6 +137,9 @@ QUICK = Mode(
     scaling_reps=1,
     import_runs=2,
     rss_in_flight=500,
+    rss_reps=1,
+    budget_calls=20,
+    nginx_reps=1,
     batch=True,
 )
 
@@ -148,7 +160,14 @@ def benchmark(mode: Mode) -> dict[str, Any]:
             reps=mode.scaling_reps,
             batch=mode.batch,
         )
-        results["rss"] = measure.peak_rss(url, in_flight=mode.rss_in_flight)
+        results["rss"] = measure.peak_rss(
+            url + SLOW_PREFIX.decode(), in_flight=mode.rss_in_flight, reps=mode.rss_reps
+        )
+        results["budget"] = measure.budget(url + WINDOW_PREFIX.decode(), calls=mode.budget_calls)
+    with running_nginx() as nginx_url:
+        results["nginx"] = measure.against_nginx(
+            nginx_url, n=mode.n, reps=mode.nginx_reps, batch=mode.batch
+        )
     results["import_time"] = import_time(runs=mode.import_runs)
     return results
 
@@ -176,7 +195,16 @@ def git_state() -> dict[str, Any]:
 def versions() -> dict[str, str | None]:
     """Versions of everything measured (``None``: not installed)."""
     found: dict[str, str | None] = {}
-    for dist in ("twochat-async", "aiohttp", "attrs", "cattrs", "httpx", "httpcore", "requests"):
+    for dist in (
+        "twochat-async",
+        "aiohttp",
+        "attrs",
+        "cattrs",
+        "orjson",
+        "httpx",
+        "httpcore",
+        "requests",
+    ):
         try:
             found[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
