@@ -15,13 +15,17 @@ What it measures
   run. It answers the documented 201 reserve body. It is not the bottleneck: it reports
   its own CPU, and the table prints its busiest share of a core over any timed run
   (about 10-30 % on a 2-core machine, while the client uses ~100 % of the other core).
-* The same reserve call through (a) ``TwoChatSession.reserve()``, (b) raw aiohttp
+* The same reserve call through (a) ``TwoChatSession.reserve()``, with orjson (the
+  ``speedups`` extra) and again with it hidden, the standard library's ``json`` alone,
+  (b) raw aiohttp
   (``session.post(url, json=..., headers=...)``, ``await resp.json()``, fields and
   ``datetime.fromisoformat`` by hand into a slotted dataclass), (c) ``httpx.AsyncClient``
   (pool matched to aiohttp's: 100 connections, all kept alive), (d) ``requests.Session``
   in a loop; at concurrency 64 requests runs in 64 threads, one ``Session`` each
   (:mod:`benchmarks.clients`). The SDK runs twice more, with retries and a rate limit
   off, and configured but never triggered (``max_retries=2, rate_limit=10**9``).
+* The SDK (both ways) and raw aiohttp again against nginx, a native-speed server, when
+  it is installed (:mod:`benchmarks.nginx`; "not installed" in the table otherwise).
 * Per client and concurrency (1 and 64): calls/s (wall), client CPU microseconds per
   call (``time.process_time()`` of the client process / N) and minor page faults per
   call, each in a fresh process after a warm-up, repeated 5 times with the clients
@@ -40,8 +44,12 @@ What it measures
   twochat_async import TwoChatSession`` (what a user's first import costs) against
   ``import aiohttp, attrs, cattrs``; median of fresh interpreters, bytecode cached alike
   for both (:mod:`benchmarks.imports`).
-* Peak RSS (``ru_maxrss``, fresh process) with 10,000 ``reserve()`` calls in flight at
-  once (one ``asyncio.gather``), beside raw aiohttp doing the same.
+* Memory per call in flight (``ru_maxrss``, fresh processes, 3 repetitions): 10,000
+  calls at once (one ``asyncio.gather``) against the server's slow path, which answers
+  after 2 s, SDK beside raw aiohttp.
+* The budget: 200 SDK calls at once with ``rate_limit=600`` against the server's
+  sliding-window path, which counts requests as 2Chat does (more than 10 in the last
+  second get 429 with ``Retry-After: 1``; every request counts): requests counted, 429s.
 
 The table then checks each ratio against its target (:mod:`benchmarks.report`).
 
