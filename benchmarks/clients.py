@@ -81,6 +81,17 @@ async def sdk_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[As
 
 
 @contextlib.asynccontextmanager
+async def sdk_stdlib_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[AsyncCall]:
+    """``TwoChatSession.reserve`` as without the ``speedups`` extra: orjson hidden."""
+    wire = sys.modules.get("twochat_async._wire")
+    if wire is not None and wire.ORJSON:
+        raise RuntimeError("sdk-stdlib must run in a process where the SDK did not find orjson")
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
+    async with sdk_client(base_url, options) as call:
+        yield call
+
+
+@contextlib.asynccontextmanager
 async def aiohttp_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[AsyncCall]:
     """One ``aiohttp.ClientSession``: ``post(json=...)``, ``await resp.json()``."""
     import aiohttp
@@ -148,10 +159,21 @@ def requests_client(base_url: str, options: dict[str, Any]) -> Iterator[SyncCall
             session.close()
 
 
-ASYNC_CLIENTS = {"sdk": sdk_client, "aiohttp": aiohttp_client, "httpx": httpx_client}
+ASYNC_CLIENTS = {
+    "sdk": sdk_client,
+    "sdk-stdlib": sdk_stdlib_client,
+    "aiohttp": aiohttp_client,
+    "httpx": httpx_client,
+}
 SYNC_CLIENTS = {"requests": requests_client}
 #: Modules a client needs beyond the standard library; a missing one makes it "n/a".
-REQUIRES = {"sdk": "twochat_async", "aiohttp": "aiohttp", "httpx": "httpx", "requests": "requests"}
+REQUIRES = {
+    "sdk": "twochat_async",
+    "sdk-stdlib": "twochat_async",
+    "aiohttp": "aiohttp",
+    "httpx": "httpx",
+    "requests": "requests",
+}
 
 
 def check(record: Any) -> None:
@@ -271,32 +293,86 @@ def max_rss_mib() -> float:
 
 
 def measure_rss(job: dict[str, Any]) -> dict[str, Any]:
-    """Peak RSS with ``job["n"]`` calls in flight at once (one gather of them all)."""
+    """Peak RSS with ``job["n"]`` calls in flight at once, against a server that waits 2 s.
+
+    ``job["base_url"]`` is the server's slow base path. The calls beyond the pool's 100
+    connections wait for one, as a user's would; RSS is read once every call has started
+    and before any answer has come, then the calls are cancelled.
+    """
     name, url, n = job["client"], job["base_url"], job["n"]
 
     async def main() -> dict[str, Any]:
         async with ASYNC_CLIENTS[name](url, job["options"]) as call:
             check(await call(GROUP_ID))
-            await run_async(call, job["warmup"], 64)
+            await run_async(call, job["warmup"], job["warmup"])  # opens the pool: 2 s
             gc.collect()
             setup = max_rss_mib()
-            records = await asyncio.gather(*(call(GROUP_ID) for _ in range(n)))
-            check(records[-1])
-            return {"setup_mib": setup, "peak_mib": max_rss_mib(), "in_flight": n}
+            calls = asyncio.gather(*(call(GROUP_ID) for _ in range(n)))
+            await asyncio.sleep(SETTLE_SECONDS)
+            peak = max_rss_mib()
+            calls.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await calls
+            return {
+                "setup_mib": setup,
+                "peak_mib": peak,
+                "in_flight": n,
+                "kib_per_call": (peak - setup) * 1024 / n,
+            }
 
     return asyncio.run(main())
+
+
+#: How long the memory runs wait for every call to have started (the server waits 2 s).
+SETTLE_SECONDS = 1.5
+
+
+def measure_budget(job: dict[str, Any]) -> dict[str, Any]:
+    """``job["n"]`` SDK calls at once against the sliding-window stand-in; what they cost.
+
+    Returns the requests the server counted (the account's budget used), its 429s, the
+    calls that succeeded and failed, and the wall time.
+    """
+    url, n = job["base_url"], job["n"]
+    stats_url = url.rsplit("/", 1)[0]
+
+    async def main() -> dict[str, Any]:
+        before = fetch_stats(stats_url)
+        started = time.perf_counter()
+        async with ASYNC_CLIENTS["sdk"](url, job["options"]) as call:
+            outcomes = await asyncio.gather(
+                *(call(GROUP_ID) for _ in range(n)), return_exceptions=True
+            )
+        wall = time.perf_counter() - started
+        after = fetch_stats(stats_url)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        return {
+            "calls": n,
+            "ok": n - len(failed),
+            "failed": len(failed),
+            "failure": repr(failed[0])[:200] if failed else None,
+            "requests": after["window_requests"] - before["window_requests"],
+            "429s": after["window_429"] - before["window_429"],
+            "wall_s": wall,
+        }
+
+    return asyncio.run(main())
+
+
+MEASURES = {"time": measure, "rss": measure_rss, "budget": measure_budget}
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the measurements of the JSON job given as argument; print them as a JSON list.
 
-    The job is ``{"runs": [run, ...]}``; each run names ``kind`` (``"time"``, or ``"rss"``
-    for a peak-RSS run, which must be alone in its process), ``client``, ``base_url``,
+    The job is ``{"runs": [run, ...]}``; each run names ``kind`` (``"time"``, ``"rss"`` for
+    a peak-RSS run or ``"budget"`` for the sliding-window run, each alone in its process),
+    ``client``, ``base_url``,
     ``n``, ``concurrency``, ``warmup`` and ``options`` (client constructor keywords), as
     built by :func:`benchmarks.measure.run_job`.
     """
     job = json.loads((argv if argv is not None else sys.argv[1:])[0])
-    results = [measure_rss(run) if run["kind"] == "rss" else measure(run) for run in job["runs"]]
+    results = [MEASURES[run["kind"]](run) for run in job["runs"]]
     print(json.dumps(results), flush=True)
 
 

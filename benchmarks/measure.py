@@ -59,6 +59,7 @@ RESILIENCE_OFF = {"max_retries": 0, "rate_limit": None}
 
 VARIANTS = (
     Variant("sdk", "sdk", "twochat_async reserve()", paired=True),
+    Variant("sdk-stdlib", "sdk-stdlib", "SDK, standard-library json", paired=True),
     Variant("aiohttp", "aiohttp", "raw aiohttp", paired=True),
     Variant("httpx", "httpx", "httpx.AsyncClient"),
     Variant("requests", "requests", "requests.Session"),
@@ -72,10 +73,18 @@ TITLES = {variant.key: variant.title for variant in VARIANTS}
 RATIOS = {
     "sdk_over_aiohttp_cpu_c1": ("sdk", "aiohttp", 1, CPU),
     "sdk_over_aiohttp_cpu_c64": ("sdk", "aiohttp", 64, CPU),
+    "sdk_stdlib_over_aiohttp_cpu_c1": ("sdk-stdlib", "aiohttp", 1, CPU),
+    "sdk_stdlib_over_aiohttp_cpu_c64": ("sdk-stdlib", "aiohttp", 64, CPU),
     "sdk_over_aiohttp_calls_c1": ("sdk", "aiohttp", 1, CALLS),
     "sdk_over_aiohttp_calls_c64": ("sdk", "aiohttp", 64, CALLS),
     "sdk_over_httpx_calls_c64": ("sdk", "httpx", 64, CALLS),
 }
+#: The comparison against nginx: the SDK with and without orjson, and raw aiohttp.
+NGINX_VARIANTS = tuple(v for v in VARIANTS if v.key in ("sdk", "sdk-stdlib", "aiohttp"))
+NGINX_RATIOS = {
+    f"nginx_{name}": ratio for name, ratio in RATIOS.items() if "_cpu_" in name or "calls" in name
+}
+NGINX_RATIOS.pop("nginx_sdk_over_httpx_calls_c64")
 RESILIENCE_RATIOS = {
     f"resilience_on_over_off_cpu_c{k}": ("sdk-on", "sdk-off", k, CPU) for k in CONCURRENCY
 }
@@ -214,31 +223,38 @@ def rotated(items: Sequence[Any], by: int) -> list[Any]:
     return [*items[by:], *items[:by]]
 
 
-def compare_clients(
-    url: str, *, n: int, reps: int, pair_reps: int, batch: bool
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Time every variant at each concurrency; return the comparison and the resilience part.
+def timed_comparison(
+    url: str,
+    variants: Sequence[Variant],
+    ratio_defs: dict[str, tuple[str, str, int, str]],
+    *,
+    n: int,
+    reps: int,
+    pair_reps: int,
+    batch: bool,
+) -> tuple[dict[str, Any], dict[str, float | None], dict[str, list[float] | None]]:
+    """Time ``variants`` at each concurrency; return the table, the ratios and their quartiles.
 
     Each repetition runs every installed variant at both concurrencies, in an order
     rotated by one per repetition, so that the machine's slow spells hit them all alike.
     After ``reps`` repetitions the ``paired`` variants alone go on up to ``pair_reps``:
     their ratios are held to limits only a few percent wide.
     """
-    variants = [v for v in VARIANTS if available(v.client)]
+    installed = [v for v in variants if available(v.client)]
     samples: dict[tuple[str, int], list[Sample]] = {
-        (v.key, k): [] for v in variants for k in CONCURRENCY
+        (v.key, k): [] for v in installed for k in CONCURRENCY
     }
     total = max(reps, pair_reps)
     for rep in range(total):
         log(f"clients: repetition {rep + 1}/{total}")
-        timed = variants if rep < reps else [v for v in variants if v.paired]
+        timed = installed if rep < reps else [v for v in installed if v.paired]
         order = [(v, k) for k in CONCURRENCY for v in rotated(timed, rep)]
         jobs = [run_job(v.client, url, n, k, options=v.options) for v, k in order]
         for (variant, k), result in zip(order, run_jobs(jobs, batch=batch), strict=True):
             samples[variant.key, k].append(result)
 
     table: dict[str, Any] = {}
-    for variant in VARIANTS:
+    for variant in variants:
         table[variant.key] = {}
         for k in CONCURRENCY:
             runs = samples.get((variant.key, k))
@@ -249,12 +265,22 @@ def compare_clients(
 
     ratios: dict[str, float | None] = {}
     quartiles: dict[str, list[float] | None] = {}
-    for name, (a, b, k, key) in (RATIOS | RESILIENCE_RATIOS).items():
+    for name, (a, b, k, key) in ratio_defs.items():
         ratio = None
         if (a, k) in samples and (b, k) in samples:
             ratio = paired_ratio(samples[a, k], samples[b, k], key)
         ratios[name] = None if ratio is None else ratio[0]
         quartiles[name] = None if ratio is None else [ratio[1], ratio[2]]
+    return table, ratios, quartiles
+
+
+def compare_clients(
+    url: str, *, n: int, reps: int, pair_reps: int, batch: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time every variant against our server; return the comparison and the resilience part."""
+    table, ratios, quartiles = timed_comparison(
+        url, VARIANTS, RATIOS | RESILIENCE_RATIOS, n=n, reps=reps, pair_reps=pair_reps, batch=batch
+    )
     comparison = {
         "clients": table,
         "ratios": {name: ratios[name] for name in RATIOS},
@@ -264,6 +290,21 @@ def compare_clients(
     for name in RESILIENCE_RATIOS:
         resilience[name.removeprefix("resilience_")] = ratios[name]
     return comparison, resilience
+
+
+def against_nginx(url: str | None, *, n: int, reps: int, batch: bool) -> dict[str, Any]:
+    """The SDK (with and without orjson) and raw aiohttp against nginx at ``url``."""
+    if url is None:
+        return {
+            "status": "not installed",
+            "ratios": dict.fromkeys(NGINX_RATIOS),
+            "ratio_quartiles": dict.fromkeys(NGINX_RATIOS),
+        }
+    log("nginx:")
+    table, ratios, quartiles = timed_comparison(
+        url, NGINX_VARIANTS, NGINX_RATIOS, n=n, reps=reps, pair_reps=reps, batch=batch
+    )
+    return {"status": "ok", "clients": table, "ratios": ratios, "ratio_quartiles": quartiles}
 
 
 def scaling(
@@ -316,11 +357,56 @@ def scaling(
     }
 
 
-def peak_rss(url: str, *, in_flight: int) -> dict[str, Any]:
-    """Peak RSS of a fresh process with ``in_flight`` calls awaiting at once: SDK, raw aiohttp."""
+def peak_rss(url: str, *, in_flight: int, reps: int) -> dict[str, Any]:
+    """Memory per call with ``in_flight`` calls awaiting at once: SDK beside raw aiohttp.
+
+    ``url`` is the server's slow base path (answers after 2 s). Each repetition runs both
+    clients in fresh processes, in rotated order; the ratio is the median of the pairs.
+    """
     result: dict[str, Any] = {"in_flight": in_flight}
-    for client in ("sdk", "aiohttp"):
-        log(f"rss: {client} with {in_flight} calls in flight")
-        (out,) = run_worker([run_job(client, url, in_flight, in_flight, kind="rss", warmup=200)])
-        result[client] = out | {"status": "error" if "error" in out else "ok"}
+    samples: dict[str, list[Sample]] = {"sdk": [], "aiohttp": []}
+    for rep in range(reps):
+        for client in rotated(list(samples), rep):
+            log(f"rss: {client} with {in_flight} calls in flight ({rep + 1}/{reps})")
+            job = run_job(client, url, in_flight, in_flight, kind="rss", warmup=100)
+            (out,) = run_worker([job])
+            samples[client].append(out)
+    for client, runs in samples.items():
+        errors = [s["error"] for s in runs if "error" in s]
+        if errors:
+            result[client] = {"status": "error", "error": errors[0]}
+            continue
+        result[client] = {
+            "status": "ok",
+            **{
+                key: statistics.median(s[key] for s in runs)
+                for key in ("setup_mib", "peak_mib", "kib_per_call")
+            },
+            "samples": runs,
+        }
+    ratio = paired_ratio(samples["sdk"], samples["aiohttp"], "kib_per_call")
+    result["kib_per_call_ratio"] = None if ratio is None else ratio[0]
+    result["kib_per_call_ratio_q1_q3"] = None if ratio is None else [ratio[1], ratio[2]]
     return result
+
+
+#: The sliding-window run: calls at once, and the SDK's options.
+BUDGET_OPTIONS = {"rate_limit": 600}
+
+
+def budget(url: str, *, calls: int) -> dict[str, Any]:
+    """What ``calls`` SDK calls at ``rate_limit=600`` cost against 2Chat's sliding window.
+
+    ``url`` is the server's sliding-window base path: more than 10 requests in the last
+    second are answered 429 with ``Retry-After: 1``, and every request counts.
+    """
+    log(f"budget: {calls} calls at {BUDGET_OPTIONS}")
+    job = run_job("sdk", url, calls, calls, kind="budget", options=BUDGET_OPTIONS, warmup=0)
+    (out,) = run_worker([job])
+    return {
+        "options": BUDGET_OPTIONS,
+        "status": "error" if "error" in out else "ok",
+        **out,
+        # The shared limiter across processes: measured here once it exists.
+        "shared_4_processes": None,
+    }

@@ -15,13 +15,17 @@ What it measures
   run. It answers the documented 201 reserve body. It is not the bottleneck: it reports
   its own CPU, and the table prints its busiest share of a core over any timed run
   (about 10-30 % on a 2-core machine, while the client uses ~100 % of the other core).
-* The same reserve call through (a) ``TwoChatSession.reserve()``, (b) raw aiohttp
+* The same reserve call through (a) ``TwoChatSession.reserve()``, with orjson (the
+  ``speedups`` extra) and again with it hidden, the standard library's ``json`` alone,
+  (b) raw aiohttp
   (``session.post(url, json=..., headers=...)``, ``await resp.json()``, fields and
   ``datetime.fromisoformat`` by hand into a slotted dataclass), (c) ``httpx.AsyncClient``
   (pool matched to aiohttp's: 100 connections, all kept alive), (d) ``requests.Session``
   in a loop; at concurrency 64 requests runs in 64 threads, one ``Session`` each
   (:mod:`benchmarks.clients`). The SDK runs twice more, with retries and a rate limit
   off, and configured but never triggered (``max_retries=2, rate_limit=10**9``).
+* The SDK (both ways) and raw aiohttp again against nginx, a native-speed server, when
+  it is installed (:mod:`benchmarks.nginx`; "not installed" in the table otherwise).
 * Per client and concurrency (1 and 64): calls/s (wall), client CPU microseconds per
   call (``time.process_time()`` of the client process / N) and minor page faults per
   call, each in a fresh process after a warm-up, repeated 5 times with the clients
@@ -40,8 +44,12 @@ What it measures
   twochat_async import TwoChatSession`` (what a user's first import costs) against
   ``import aiohttp, attrs, cattrs``; median of fresh interpreters, bytecode cached alike
   for both (:mod:`benchmarks.imports`).
-* Peak RSS (``ru_maxrss``, fresh process) with 10,000 ``reserve()`` calls in flight at
-  once (one ``asyncio.gather``), beside raw aiohttp doing the same.
+* Memory per call in flight (``ru_maxrss``, fresh processes, 3 repetitions): 10,000
+  calls at once (one ``asyncio.gather``) against the server's slow path, which answers
+  after 2 s, SDK beside raw aiohttp.
+* The budget: 200 SDK calls at once with ``rate_limit=600`` against the server's
+  sliding-window path, which counts requests as 2Chat does (more than 10 in the last
+  second get 429 with ``Retry-After: 1``; every request counts): requests counted, 429s.
 
 The table then checks each ratio against its target (:mod:`benchmarks.report`).
 
@@ -73,7 +81,8 @@ from typing import Any
 from benchmarks import measure, report
 from benchmarks.imports import import_time
 from benchmarks.measure import PINNED_MALLOC, ROOT, log
-from benchmarks.server import running_server
+from benchmarks.nginx import running_nginx
+from benchmarks.server import SLOW_PREFIX, WINDOW_PREFIX, running_server
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results.json"
 
@@ -97,8 +106,13 @@ class Mode:
     scaling_reps: int
     #: Fresh interpreters per import statement.
     import_runs: int
-    #: Calls in flight at once in the peak-RSS runs.
+    #: Calls in flight at once in the peak-RSS runs, and repetitions of them.
     rss_in_flight: int
+    rss_reps: int
+    #: Calls at once against the sliding-window stand-in (at ``rate_limit=600``).
+    budget_calls: int
+    #: Repetitions of the comparison against nginx.
+    nginx_reps: int
     #: One process per client for all its runs, instead of one per run (fewer interpreters).
     batch: bool
 
@@ -114,6 +128,9 @@ FULL = Mode(
     scaling_reps=3,
     import_runs=9,
     rss_in_flight=10_000,
+    rss_reps=3,
+    budget_calls=200,
+    nginx_reps=5,
     batch=False,
 )
 #: Every section at tiny sizes: proves the harness works, in about 20 s.
@@ -128,6 +145,9 @@ QUICK = Mode(
     scaling_reps=1,
     import_runs=2,
     rss_in_flight=500,
+    rss_reps=1,
+    budget_calls=20,
+    nginx_reps=1,
     batch=True,
 )
 
@@ -148,7 +168,14 @@ def benchmark(mode: Mode) -> dict[str, Any]:
             reps=mode.scaling_reps,
             batch=mode.batch,
         )
-        results["rss"] = measure.peak_rss(url, in_flight=mode.rss_in_flight)
+        results["rss"] = measure.peak_rss(
+            url + SLOW_PREFIX.decode(), in_flight=mode.rss_in_flight, reps=mode.rss_reps
+        )
+        results["budget"] = measure.budget(url + WINDOW_PREFIX.decode(), calls=mode.budget_calls)
+    with running_nginx() as nginx_url:
+        results["nginx"] = measure.against_nginx(
+            nginx_url, n=mode.n, reps=mode.nginx_reps, batch=mode.batch
+        )
     results["import_time"] = import_time(runs=mode.import_runs)
     return results
 
@@ -176,7 +203,16 @@ def git_state() -> dict[str, Any]:
 def versions() -> dict[str, str | None]:
     """Versions of everything measured (``None``: not installed)."""
     found: dict[str, str | None] = {}
-    for dist in ("twochat-async", "aiohttp", "attrs", "cattrs", "httpx", "httpcore", "requests"):
+    for dist in (
+        "twochat-async",
+        "aiohttp",
+        "attrs",
+        "cattrs",
+        "orjson",
+        "httpx",
+        "httpcore",
+        "requests",
+    ):
         try:
             found[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

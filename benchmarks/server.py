@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import signal
@@ -31,9 +32,18 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import ClassVar
 
 RESERVE_PATH = b"/open/numbers/reservations"
 STATS_PATH = b"/__stats"
+#: A base path whose reserve answers come after :data:`SLOW_SECONDS` (the memory runs).
+SLOW_PREFIX = b"/slow"
+SLOW_SECONDS = 2.0
+#: A base path counted the way 2Chat counts: more than :data:`WINDOW_MAX` requests in the
+#: last :data:`WINDOW_SECONDS` get 429 (600 a minute, 10 a second).
+WINDOW_PREFIX = b"/window"
+WINDOW_MAX = 10
+WINDOW_SECONDS = 1.0
 
 #: The documented answer of *Reserve a Number* (shared/reference/numbers-api.md).
 RESERVE_BODY = (
@@ -42,17 +52,19 @@ RESERVE_BODY = (
     b'"created_at":"2024-01-15T10:30:00Z","expires_at":"2024-01-15T11:30:00Z"}}}'
 )
 NOT_FOUND_BODY = b'{"success":false,"error":true,"error_message":"Not found"}'
+LIMITED_BODY = b'{"success":false,"error":true,"error_message":"Too many requests"}'
 
 MAX_HEADER_BYTES = 64 * 1024
 
 
-def _response(status: str, body: bytes, *, close: bool = False) -> bytes:
+def _response(status: str, body: bytes, *, close: bool = False, extra: str = "") -> bytes:
     lines = [
         f"HTTP/1.1 {status}",
         "Server: twochat-bench",
         "Content-Type: application/json",
         f"Content-Length: {len(body)}",
         *(["Connection: close"] if close else []),
+        *([extra] if extra else []),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
@@ -64,12 +76,33 @@ _NOT_FOUND_CLOSE = _response("404 Not Found", NOT_FOUND_BODY, close=True)
 _BAD_REQUEST = _response("400 Bad Request", b'{"success":false}', close=True)
 _TOO_LARGE = _response("431 Request Header Fields Too Large", b'{"success":false}', close=True)
 _NO_CHUNKED = _response("501 Not Implemented", b'{"success":false}', close=True)
+#: A marker: answer after SLOW_SECONDS.
+_SLOW = b""
+_LIMITED = _response("429 Too Many Requests", LIMITED_BODY, extra="Retry-After: 1")
 
 
 class Stats:
     """Requests served; CPU seconds come from ``time.process_time()`` when asked."""
 
     requests = 0
+    #: Arrival times of the sliding window's requests, and how many got 429.
+    window: ClassVar[collections.deque[float]] = collections.deque()
+    window_requests = 0
+    window_429 = 0
+
+
+def _window_answer() -> bytes:
+    """Count one arrival in the sliding window; 429 past its budget (every arrival counts)."""
+    now = time.monotonic()
+    window = Stats.window
+    while window and window[0] <= now - WINDOW_SECONDS:
+        window.popleft()
+    window.append(now)
+    Stats.window_requests += 1
+    if len(window) > WINDOW_MAX:
+        Stats.window_429 += 1
+        return _LIMITED
+    return _RESERVED
 
 
 class BenchProtocol(asyncio.Protocol):
@@ -110,13 +143,21 @@ class BenchProtocol(asyncio.Protocol):
             if len(buffer) < total:
                 break  # the body is still on its way; the reply waits for it
             del buffer[:total]
+            Stats.requests += 1
+            if reply is _SLOW:
+                # Answered later; a client sends nothing more on this connection meanwhile.
+                asyncio.get_running_loop().call_later(SLOW_SECONDS, self._late, _RESERVED)
+                continue
             replies.append(reply)
             close = last
-            Stats.requests += 1
         if replies:
             transport.write(b"".join(replies) if len(replies) > 1 else replies[0])
         if close:
             transport.close()
+
+    def _late(self, reply: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(reply)
 
 
 def _answer(head: bytes) -> tuple[bytes, int, bool]:
@@ -149,10 +190,21 @@ def _answer(head: bytes) -> tuple[bytes, int, bool]:
         elif name == b"transfer-encoding":
             return _NO_CHUNKED, 0, True
     path = target.partition(b"?")[0]
+    if method == b"POST" and path == SLOW_PREFIX + RESERVE_PATH:
+        return _SLOW, length, False
+    if method == b"POST" and path == WINDOW_PREFIX + RESERVE_PATH:
+        return _window_answer(), length, not keep_alive
     if method == b"POST" and path == RESERVE_PATH:
         return (_RESERVED if keep_alive else _RESERVED_CLOSE), length, not keep_alive
     if method == b"GET" and path == STATS_PATH:
-        stats = json.dumps({"cpu_s": time.process_time(), "requests": Stats.requests})
+        stats = json.dumps(
+            {
+                "cpu_s": time.process_time(),
+                "requests": Stats.requests,
+                "window_requests": Stats.window_requests,
+                "window_429": Stats.window_429,
+            }
+        )
         return _response("200 OK", stats.encode(), close=True), length, True
     return (_NOT_FOUND if keep_alive else _NOT_FOUND_CLOSE), length, not keep_alive
 

@@ -23,32 +23,56 @@ TOP_LEVEL = {
     "import_time",
     "server",
     "targets",
+    "nginx",
+    "budget",
 }
 RATIOS = {
     "sdk_over_aiohttp_cpu_c1",
     "sdk_over_aiohttp_cpu_c64",
+    "sdk_stdlib_over_aiohttp_cpu_c1",
+    "sdk_stdlib_over_aiohttp_cpu_c64",
     "sdk_over_aiohttp_calls_c1",
     "sdk_over_aiohttp_calls_c64",
     "sdk_over_httpx_calls_c64",
 }
-TARGETS = RATIOS | {
-    "import_ratio",
-    "import_first_use_ratio",
-    "scaling_max_over_min",
-    "resilience_on_over_off_cpu_c1",
-    "resilience_on_over_off_cpu_c64",
+NGINX_RATIOS = {
+    "nginx_sdk_over_aiohttp_cpu_c1",
+    "nginx_sdk_over_aiohttp_cpu_c64",
+    "nginx_sdk_stdlib_over_aiohttp_cpu_c1",
+    "nginx_sdk_stdlib_over_aiohttp_cpu_c64",
+    "nginx_sdk_over_aiohttp_calls_c1",
+    "nginx_sdk_over_aiohttp_calls_c64",
 }
+TARGETS = (
+    RATIOS
+    | NGINX_RATIOS
+    | {
+        "rss_per_call_ratio",
+        "budget_429s",
+        "budget_extra_requests",
+        "import_ratio",
+        "import_first_use_ratio",
+        "scaling_max_over_min",
+        "resilience_on_over_off_cpu_c1",
+        "resilience_on_over_off_cpu_c64",
+    }
+)
 TABLE_LINES = (
     "twochat_async reserve()",
     "raw aiohttp",
     "httpx.AsyncClient",
     "requests.Session",
     "faults/call",
-    "SDK / aiohttp, CPU per call, conc 64",
+    "SDK (orjson) / aiohttp, CPU/call, conc 64",
+    "SDK (stdlib) / aiohttp, CPU/call, conc 1",
     "retries+limit on / off, CPU per call, conc 64",
     "SDK scaling: CPU us/call",
     "import twochat_async",
-    "peak RSS with",
+    "calls in flight, server answering after 2 s",
+    "SDK, standard-library json",
+    "against nginx",
+    "budget: ",
+    "429s at rate_limit=600",
 )
 
 
@@ -97,7 +121,7 @@ def test_quick_run_measures_the_sdk_and_raw_aiohttp(
     _, results = quick_run
     clients = results["clients"]
     assert {"sdk", "aiohttp", "httpx", "requests"} <= set(clients)
-    for name in ("sdk", "aiohttp", "sdk-off", "sdk-on"):
+    for name in ("sdk", "sdk-stdlib", "aiohttp", "sdk-off", "sdk-on"):
         for cell in clients[name].values():
             assert cell["status"] == "ok"
             assert cell["calls_per_s"] > 0
@@ -106,6 +130,9 @@ def test_quick_run_measures_the_sdk_and_raw_aiohttp(
         for cell in clients[name].values():
             assert cell["status"] in {"ok", "not installed"}
     assert results["rss"]["sdk"]["status"] == "ok"
+    assert results["rss"]["kib_per_call_ratio"] is not None
+    assert results["nginx"]["status"] in {"ok", "not installed"}
+    assert {"requests", "429s", "ok"} <= set(results["budget"])
 
 
 def test_quick_run_pins_malloc_and_records_minor_faults(

@@ -17,6 +17,7 @@ by `_wire.retry_delay`, from ``request_sent``, which this module keeps exact.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -29,6 +30,7 @@ from typing import Any, Literal, NamedTuple
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _wire
@@ -135,9 +137,10 @@ class Transport:
         # One slot per pooled connection, taken before aiohttp is asked for one: waiting
         # for a free connection then happens here, where no timeout runs, and never in
         # aiohttp's pool, where it would count against the request's timeout.
-        self._slots: asyncio.Semaphore | None = None
-        # Built once: headers are the same on every call.
-        self._get_headers = {
+        self._slots: _Slots | None = None
+        # Built once, as the multidict aiohttp would otherwise convert them to on every
+        # call: headers are the same on every call.
+        get_headers = {
             "X-User-API-Key": api_key,
             "Accept": "application/json",
             # Uncompressed answers (2Chat's are a few KiB): the size cap then bounds what
@@ -145,7 +148,10 @@ class Transport:
             "Accept-Encoding": "identity",
             "User-Agent": user_agent,
         }
-        self._post_headers = {**self._get_headers, "Content-Type": "application/json"}
+        self._get_headers = CIMultiDictProxy(CIMultiDict(get_headers))
+        self._post_headers = CIMultiDictProxy(
+            CIMultiDict({**get_headers, "Content-Type": "application/json"})
+        )
 
     @property
     def closed(self) -> bool:
@@ -206,7 +212,7 @@ class Transport:
             proxy=proxy,
             proxy_auth=auth,
         )
-        self._slots = asyncio.Semaphore(self._max_connections)
+        self._slots = _Slots(self._max_connections)
         self._loop = loop
         guard = self._guard = _closed_with_loop(http.close)
         # Started here, in the running loop, the generator is registered with that loop,
@@ -296,17 +302,83 @@ class Transport:
             TwoChatError: The session is closed, or its pool belongs to another event loop
                 that is still open.
         """
-        # Checked first: from a wrong loop nothing is sent, waited for or counted.
-        self._session()
+        # Checked first: from a wrong loop nothing is sent, waited for or counted; checked
+        # again after every wait, in which the session may be closed or its loop end.
+        http = self._session()
         if self._account_limit is not False and await_account_limit:
             await self._limit_from_account()
+            http = self._session()
         attempt = 0
         while True:
             limiter = self._limiter
             if limiter is not None and not self._take():
                 await limiter.acquire()
+                http = self._session()
+            # One attempt, written out here rather than in a helper coroutine: every call
+            # pays for a coroutine frame. Exceptions are built from aiohttp's and raised
+            # outside their ``except`` blocks: aiohttp's carry the request headers (the
+            # API key) in their attributes and frames, so they are never chained.
+            slots = self._slots
+            if slots is not None and not slots.take():
+                await slots.wait()
+            # Our connector flips this once a connection is in hand; a borrowed session's
+            # connector does not, so its phase stays unknown.
+            _CONNECTED.set(False if self._owns_http else None)
+            failure: TwoChatError | None = None
+            # Cleared before anything is raised here: error trackers record every frame's
+            # locals, and a response's repr shows the server's headers.
+            response: aiohttp.ClientResponse | None = None
             try:
-                return await self._send(method, path, params, body)
+                async with http.request(
+                    method,
+                    self._base_url + path,
+                    params=params,
+                    data=body,
+                    # Not kept in a local: error trackers record frames' locals.
+                    headers=self._get_headers if body is None else self._post_headers,
+                    timeout=self._timeout,
+                    # Never follow a redirect: it would carry the API key to another host.
+                    allow_redirects=False,
+                    # Off whatever a borrowed session says: the error body holds 2Chat's
+                    # message.
+                    raise_for_status=False,
+                    # Decompressed by us, under the size cap (a small gzip body can inflate
+                    # to gigabytes); we ask for identity, so this is rare.
+                    auto_decompress=False,
+                ) as response:
+                    status = response.status
+                    length = response.content_length
+                    if length is not None and length <= MAX_RESPONSE_BYTES:
+                        raw: bytes | None = await response.read()  # the usual case, inline
+                    else:
+                        raw = await self._read_capped(response)
+                    encoding = response.headers.get("Content-Encoding")
+                    # Only an error reads headers (Retry-After, Location); scrubbed copies.
+                    answer_headers = (
+                        _NO_HEADERS if status < 300 else self._redactor.headers(response.headers)
+                    )
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                failure = self._failure(exc, method, path)
+            finally:
+                response = None
+                if slots is not None:
+                    slots.release()
+            try:
+                if failure is not None:
+                    try:
+                        raise failure
+                    finally:
+                        # Python 3.10 can still see aiohttp's exception as being handled
+                        # here, and would chain it (with the request headers) as __context__.
+                        failure.__context__ = None
+                if raw is None:
+                    raise self._too_large(status)
+                # Anything the server sends is scrubbed of the key before it is decoded,
+                # kept, cut or quoted (a server may echo the request's headers back).
+                raw = self._redactor.bytes(raw)
+                if encoding is not None:
+                    raw = self._redactor.bytes(self._decompress(raw, encoding, status))
+                return status, _wire.parse(status, answer_headers, raw)
             except (APIError, APIConnectionError) as exc:
                 if isinstance(exc, APIError):  # the request it answers, for its message
                     exc.method, exc.path = method, path
@@ -326,6 +398,7 @@ class Transport:
                     exc,
                 )
             await asyncio.sleep(delay)
+            http = self._session()
 
     async def _limit_from_account(self) -> None:
         """Build the limiter from the account's ``requests_per_minute``, once."""
@@ -356,77 +429,6 @@ class Transport:
         else:
             adopter.adopt(limit)
             self._set_limiter(adopter)
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-    ) -> tuple[int, dict[str, Any]]:
-        """Send one request and return ``(status, decoded JSON object)``.
-
-        Exceptions are built from aiohttp's and raised outside their ``except`` blocks:
-        aiohttp's carry the request headers (the API key) in their attributes and frames,
-        so they are never chained.
-        """
-        http = self._session()
-        slots = self._slots
-        if slots is not None:
-            await slots.acquire()
-        # Our connector flips this once a connection is in hand; a borrowed session's
-        # connector does not, so its phase stays unknown.
-        _CONNECTED.set(False if self._owns_http else None)
-        failure: TwoChatError | None = None
-        # Cleared before anything is raised here: error trackers record every frame's
-        # locals, and a response's repr shows the server's headers.
-        response: aiohttp.ClientResponse | None = None
-        try:
-            async with http.request(
-                method,
-                self._base_url + path,
-                params=params,
-                data=body,
-                headers=self._get_headers if body is None else self._post_headers,
-                timeout=self._timeout,
-                # Never follow a redirect: it would carry the API key to another host.
-                allow_redirects=False,
-                # Off whatever a borrowed session says: the error body holds 2Chat's message.
-                raise_for_status=False,
-                # Decompressed by us, under the size cap (a small gzip body can inflate to
-                # gigabytes); we ask for identity, so this is rare.
-                auto_decompress=False,
-            ) as response:
-                status = response.status
-                length = response.content_length
-                if length is not None and length <= MAX_RESPONSE_BYTES:
-                    raw: bytes | None = await response.read()  # the usual case, inline
-                else:
-                    raw = await self._read_capped(response)
-                encoding = response.headers.get("Content-Encoding")
-                # Only an error reads headers (Retry-After, Location); scrubbed copies.
-                headers = _NO_HEADERS if status < 300 else self._redactor.headers(response.headers)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            failure = self._failure(exc, method, path)
-        finally:
-            response = None
-            if slots is not None:
-                slots.release()
-        if failure is not None:
-            try:
-                raise failure
-            finally:
-                # Python 3.10 can still see aiohttp's exception as being handled here, and
-                # would chain it (with the request headers) as __context__.
-                failure.__context__ = None
-        if raw is None:
-            raise self._too_large(status)
-        # Anything the server sends is scrubbed of the key before it is decoded, kept,
-        # cut or quoted (a server may echo the request's headers back).
-        raw = self._redactor.bytes(raw)
-        if encoding is not None:
-            raw = self._redactor.bytes(self._decompress(raw, encoding, status))
-        return status, _wire.parse(status, headers, raw)
 
     def _failure(self, exc: BaseException, method: str, path: str) -> APIConnectionError:
         """Return our error for a transport failure, with only a clean ``__cause__``."""
@@ -549,13 +551,59 @@ def _public(url: URL) -> URL:
     return url.with_user(None)
 
 
-def _borrowed_slots(http: aiohttp.ClientSession) -> asyncio.Semaphore | None:
+def _borrowed_slots(http: aiohttp.ClientSession) -> _Slots | None:
     """Return a slot per connection of a borrowed session's pool, if it has a limit."""
     connector = http.connector
     if connector is None:
         return None
     limits = [n for n in (connector.limit, connector.limit_per_host) if n]
-    return asyncio.Semaphore(min(limits)) if limits else None
+    return _Slots(min(limits)) if limits else None
+
+
+class _Slots:
+    """A counting semaphore whose free slot is taken without a coroutine.
+
+    ``asyncio.Semaphore.acquire()`` is a coroutine even when a slot is free, and that is
+    every call but those that queue. Here a free slot is taken by `take()`; `wait()` is
+    for the rest, first come first served: `release()` hands its slot to the oldest
+    waiter, so a slot is never free while someone waits.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def take(self) -> bool:
+        """Take a free slot and return ``True``, or return ``False`` if none is free."""
+        if self._free:
+            self._free -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait until `release()` hands this caller a slot."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            # Cancelled after being handed a slot: hand it on. A cancelled waiter stays
+            # queued, and release() skips it.
+            if not waiter.cancelled():
+                self.release()
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the oldest waiter still waiting, else to the free count."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 def _clean_os_error(exc: BaseException, redactor: Redactor) -> OSError | None:
