@@ -31,6 +31,7 @@ import pytest
 import trustme
 from aiohttp import web
 from conftest import API_KEY, BridgedAioresponses, free_port, refusal, serve
+from multidict import CIMultiDictProxy
 
 import twochat_async
 from twochat_async import (
@@ -527,6 +528,34 @@ async def test_every_request_carries_the_key_and_safe_options(
             request.kwargs["raise_for_status"],
             request.kwargs["auto_decompress"],
         ) == (False, False, False)
+
+
+async def test_our_own_pool_sends_each_header_once_over_http() -> None:
+    """The pool the session makes sends the same headers, each once, on GET and POST."""
+    seen: list[tuple[str, CIMultiDictProxy[str]]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((request.method, request.headers))
+        if request.method == "GET":
+            return web.json_response({"success": True, "data": {"did_types": []}})
+        return web.json_response({"success": True}, status=201)
+
+    async with (
+        serve(handler) as url,
+        TwoChatSession(API_KEY, base_url=url) as chat,
+    ):
+        await chat.did_types()
+        await chat.purchase("abc-123")
+    (get_method, get), (post_method, post) = seen
+    assert (get_method, post_method) == ("GET", "POST")
+    for headers, expected in (
+        (get, GET_HEADERS),
+        (post, {**GET_HEADERS, "Content-Type": "application/json"}),
+    ):
+        assert {name: headers.getall(name) for name in expected} == {
+            name: [value] for name, value in expected.items()
+        }
+    assert "Content-Type" not in get
 
 
 @pytest.mark.parametrize("status", [302, 307])

@@ -76,6 +76,7 @@ class Transport:
         "_closed",
         "_get_headers",
         "_guard",
+        "_headers",
         "_http",
         "_key",
         "_limiter",
@@ -138,20 +139,26 @@ class Transport:
         # for a free connection then happens here, where no timeout runs, and never in
         # aiohttp's pool, where it would count against the request's timeout.
         self._slots: _Slots | None = None
-        # Built once, as the multidict aiohttp would otherwise convert them to on every
-        # call: headers are the same on every call.
-        get_headers = {
-            "X-User-API-Key": api_key,
-            "Accept": "application/json",
-            # Uncompressed answers (2Chat's are a few KiB): the size cap then bounds what
-            # is decompressed too, so no small compressed body can expand past it.
-            "Accept-Encoding": "identity",
-            "User-Agent": user_agent,
-        }
-        self._get_headers = CIMultiDictProxy(CIMultiDict(get_headers))
-        self._post_headers = CIMultiDictProxy(
-            CIMultiDict({**get_headers, "Content-Type": "application/json"})
+        # The same on every call. Our own pool sends them as its default headers, which
+        # aiohttp copies in one step; a borrowed pool is given them with every request,
+        # built once as the multidict aiohttp would otherwise convert them to.
+        headers = self._headers = CIMultiDictProxy(
+            CIMultiDict(
+                {
+                    "X-User-API-Key": api_key,
+                    "Accept": "application/json",
+                    # Uncompressed answers (2Chat's are a few KiB): the size cap then bounds
+                    # what is decompressed too, so no small compressed body can expand past it.
+                    "Accept-Encoding": "identity",
+                    "User-Agent": user_agent,
+                }
+            )
         )
+        post_headers = CIMultiDict(_JSON_BODY)
+        if http_session is not None:
+            post_headers = CIMultiDict({**headers, **_JSON_BODY})
+        self._get_headers: CIMultiDictProxy[str] | None = None if http_session is None else headers
+        self._post_headers = CIMultiDictProxy(post_headers)
 
     @property
     def closed(self) -> bool:
@@ -209,6 +216,7 @@ class Transport:
                 limit=self._max_connections, ssl=True if network.ssl is None else network.ssl
             ),
             timeout=self._timeout,
+            headers=self._headers,
             proxy=proxy,
             proxy_auth=auth,
         )
@@ -525,6 +533,7 @@ class Transport:
 
 
 _NO_HEADERS: Mapping[str, str] = {}
+_JSON_BODY = {"Content-Type": "application/json"}
 
 #: Whether the request being sent has a connection: set by ``_send``, flipped by our
 #: connector; ``None`` when unknown (a borrowed session's connector).

@@ -185,6 +185,8 @@ def query(**params: str | int | None) -> dict[str, str]:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: How that encoder writes a string (non-ASCII kept, as ``ensure_ascii=False`` does).
+_encode_string = json.encoder.encode_basestring
 
 
 def encode_json(body: Mapping[str, Any]) -> bytes:
@@ -206,8 +208,12 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
 def reservation_body(group_id: str, number: str | None) -> bytes:
     """Build the JSON body of a reservation or purchase; ``number`` only when given."""
     check_reservation(group_id, number)
-    body = {"group_id": group_id} if number is None else {"group_id": group_id, "number": number}
-    return encode_json(body)
+    if number is None:
+        # The body of every reserve(), written as `encode_json` writes it (the string by
+        # json's own encoder, which JSONEncoder uses) without building a dict to encode;
+        # check_reservation has refused text UTF-8 cannot carry.
+        return ('{"group_id":' + _encode_string(group_id) + "}").encode()
+    return encode_json({"group_id": group_id, "number": number})
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -365,6 +371,10 @@ def api_error(status: int, headers: Mapping[str, str], body: bytes, payload: Any
     return error_class(status)(message, status=status, body=kept, retry_after=retry_after)
 
 
+#: The keys of every path asked for, split once (the paths are the methods' constants).
+_KEYS: dict[str, tuple[str, ...]] = {}
+
+
 def _at(payload: Mapping[str, Any], path: str, status: int) -> Any:
     """Return the value at ``path`` (``"$.data.regions"``), or raise ``InvalidResponseError``.
 
@@ -373,7 +383,9 @@ def _at(payload: Mapping[str, Any], path: str, status: int) -> Any:
     if path == "$":
         return {key: value for key, value in payload.items() if key != "success"}
     value: Any = payload
-    keys = path[2:].split(".")
+    keys = _KEYS.get(path)
+    if keys is None:
+        keys = _KEYS[path] = tuple(path[2:].split("."))
     for depth, key in enumerate(keys):
         # type() first: the ABC isinstance check costs more on the hot path.
         if not (type(value) is dict or isinstance(value, Mapping)) or key not in value:
