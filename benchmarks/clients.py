@@ -81,17 +81,6 @@ async def sdk_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[As
 
 
 @contextlib.asynccontextmanager
-async def sdk_stdlib_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[AsyncCall]:
-    """``TwoChatSession.reserve`` as without the ``speedups`` extra: orjson hidden."""
-    wire = sys.modules.get("twochat_async._wire")
-    if wire is not None and wire.ORJSON:
-        raise RuntimeError("sdk-stdlib must run in a process where the SDK did not find orjson")
-    sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
-    async with sdk_client(base_url, options) as call:
-        yield call
-
-
-@contextlib.asynccontextmanager
 async def aiohttp_client(base_url: str, options: dict[str, Any]) -> AsyncIterator[AsyncCall]:
     """One ``aiohttp.ClientSession``: ``post(json=...)``, ``await resp.json()``."""
     import aiohttp
@@ -161,7 +150,6 @@ def requests_client(base_url: str, options: dict[str, Any]) -> Iterator[SyncCall
 
 ASYNC_CLIENTS = {
     "sdk": sdk_client,
-    "sdk-stdlib": sdk_stdlib_client,
     "aiohttp": aiohttp_client,
     "httpx": httpx_client,
 }
@@ -169,7 +157,6 @@ SYNC_CLIENTS = {"requests": requests_client}
 #: Modules a client needs beyond the standard library; a missing one makes it "n/a".
 REQUIRES = {
     "sdk": "twochat_async",
-    "sdk-stdlib": "twochat_async",
     "aiohttp": "aiohttp",
     "httpx": "httpx",
     "requests": "requests",

@@ -59,7 +59,6 @@ RESILIENCE_OFF = {"max_retries": 0, "rate_limit": None}
 
 VARIANTS = (
     Variant("sdk", "sdk", "twochat_async reserve()", paired=True),
-    Variant("sdk-stdlib", "sdk-stdlib", "SDK, standard-library json", paired=True),
     Variant("aiohttp", "aiohttp", "raw aiohttp", paired=True),
     Variant("httpx", "httpx", "httpx.AsyncClient"),
     Variant("requests", "requests", "requests.Session"),
@@ -73,14 +72,12 @@ TITLES = {variant.key: variant.title for variant in VARIANTS}
 RATIOS = {
     "sdk_over_aiohttp_cpu_c1": ("sdk", "aiohttp", 1, CPU),
     "sdk_over_aiohttp_cpu_c64": ("sdk", "aiohttp", 64, CPU),
-    "sdk_stdlib_over_aiohttp_cpu_c1": ("sdk-stdlib", "aiohttp", 1, CPU),
-    "sdk_stdlib_over_aiohttp_cpu_c64": ("sdk-stdlib", "aiohttp", 64, CPU),
     "sdk_over_aiohttp_calls_c1": ("sdk", "aiohttp", 1, CALLS),
     "sdk_over_aiohttp_calls_c64": ("sdk", "aiohttp", 64, CALLS),
     "sdk_over_httpx_calls_c64": ("sdk", "httpx", 64, CALLS),
 }
-#: The comparison against nginx: the SDK with and without orjson, and raw aiohttp.
-NGINX_VARIANTS = tuple(v for v in VARIANTS if v.key in ("sdk", "sdk-stdlib", "aiohttp"))
+#: The comparison against nginx: the SDK and raw aiohttp.
+NGINX_VARIANTS = tuple(v for v in VARIANTS if v.key in ("sdk", "aiohttp"))
 NGINX_RATIOS = {
     f"nginx_{name}": ratio for name, ratio in RATIOS.items() if "_cpu_" in name or "calls" in name
 }
@@ -293,7 +290,7 @@ def compare_clients(
 
 
 def against_nginx(url: str | None, *, n: int, reps: int, batch: bool) -> dict[str, Any]:
-    """The SDK (with and without orjson) and raw aiohttp against nginx at ``url``."""
+    """The SDK and raw aiohttp against nginx at ``url``."""
     if url is None:
         return {
             "status": "not installed",

@@ -15,16 +15,14 @@ What it measures
   run. It answers the documented 201 reserve body. It is not the bottleneck: it reports
   its own CPU, and the table prints its busiest share of a core over any timed run
   (about 10-30 % on a 2-core machine, while the client uses ~100 % of the other core).
-* The same reserve call through (a) ``TwoChatSession.reserve()``, with orjson (the
-  ``speedups`` extra) and again with it hidden, the standard library's ``json`` alone,
-  (b) raw aiohttp
+* The same reserve call through (a) ``TwoChatSession.reserve()``, (b) raw aiohttp
   (``session.post(url, json=..., headers=...)``, ``await resp.json()``, fields and
   ``datetime.fromisoformat`` by hand into a slotted dataclass), (c) ``httpx.AsyncClient``
   (pool matched to aiohttp's: 100 connections, all kept alive), (d) ``requests.Session``
   in a loop; at concurrency 64 requests runs in 64 threads, one ``Session`` each
   (:mod:`benchmarks.clients`). The SDK runs twice more, with retries and a rate limit
   off, and configured but never triggered (``max_retries=2, rate_limit=10**9``).
-* The SDK (both ways) and raw aiohttp again against nginx, a native-speed server, when
+* The SDK and raw aiohttp again against nginx, a native-speed server, when
   it is installed (:mod:`benchmarks.nginx`; "not installed" in the table otherwise).
 * Per client and concurrency (1 and 64): calls/s (wall), client CPU microseconds per
   call (``time.process_time()`` of the client process / N) and minor page faults per
@@ -208,7 +206,6 @@ def versions() -> dict[str, str | None]:
         "aiohttp",
         "attrs",
         "cattrs",
-        "orjson",
         "httpx",
         "httpcore",
         "requests",

@@ -29,8 +29,6 @@ TOP_LEVEL = {
 RATIOS = {
     "sdk_over_aiohttp_cpu_c1",
     "sdk_over_aiohttp_cpu_c64",
-    "sdk_stdlib_over_aiohttp_cpu_c1",
-    "sdk_stdlib_over_aiohttp_cpu_c64",
     "sdk_over_aiohttp_calls_c1",
     "sdk_over_aiohttp_calls_c64",
     "sdk_over_httpx_calls_c64",
@@ -38,8 +36,6 @@ RATIOS = {
 NGINX_RATIOS = {
     "nginx_sdk_over_aiohttp_cpu_c1",
     "nginx_sdk_over_aiohttp_cpu_c64",
-    "nginx_sdk_stdlib_over_aiohttp_cpu_c1",
-    "nginx_sdk_stdlib_over_aiohttp_cpu_c64",
     "nginx_sdk_over_aiohttp_calls_c1",
     "nginx_sdk_over_aiohttp_calls_c64",
 }
@@ -63,13 +59,12 @@ TABLE_LINES = (
     "httpx.AsyncClient",
     "requests.Session",
     "faults/call",
-    "SDK (orjson) / aiohttp, CPU/call, conc 64",
-    "SDK (stdlib) / aiohttp, CPU/call, conc 1",
+    "SDK / aiohttp, CPU/call, conc 64",
+    "nginx: SDK / aiohttp, CPU, conc 1",
     "retries+limit on / off, CPU per call, conc 64",
     "SDK scaling: CPU us/call",
     "import twochat_async",
     "calls in flight, server answering after 2 s",
-    "SDK, standard-library json",
     "against nginx",
     "budget: ",
     "429s at rate_limit=600",
@@ -121,7 +116,7 @@ def test_quick_run_measures_the_sdk_and_raw_aiohttp(
     _, results = quick_run
     clients = results["clients"]
     assert {"sdk", "aiohttp", "httpx", "requests"} <= set(clients)
-    for name in ("sdk", "sdk-stdlib", "aiohttp", "sdk-off", "sdk-on"):
+    for name in ("sdk", "aiohttp", "sdk-off", "sdk-on"):
         for cell in clients[name].values():
             assert cell["status"] == "ok"
             assert cell["calls_per_s"] > 0

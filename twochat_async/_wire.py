@@ -20,13 +20,6 @@ from typing import Any, TypeVar, get_args
 import cattrs
 from cattrs.v import format_exception
 
-try:  # the `speedups` extra: answers read in a third of the time
-    import orjson
-except ImportError:  # pragma: no cover - tested with it installed
-    ORJSON = False
-else:
-    ORJSON = True
-
 from .errors import (
     APIConnectionError,
     APIError,
@@ -235,7 +228,7 @@ def describe_status(status: int) -> str:
         return str(status)
 
 
-def loads_stdlib(body: bytes) -> Any:
+def loads(body: bytes) -> Any:
     """``json.loads(body)``, skipping its encoding detection when the answer is an object.
 
     A body starting ``{`` then a non-zero byte is UTF-8 to ``json.loads``; decoded here
@@ -256,29 +249,6 @@ def loads_stdlib(body: bytes) -> Any:
 
 
 _DECODER = json.JSONDecoder()
-
-
-#: 19 digits in a row: orjson turns an int past 64 bits into a float, json keeps the int.
-_LONG_DIGITS = b"0" * 19
-_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
-
-
-def loads_orjson(body: bytes) -> Any:
-    """``json.loads(body)``, by orjson when it gives the same value; else by `loads_stdlib`.
-
-    orjson refuses some JSON that ``json`` takes (``NaN``, lone surrogates, UTF-16, a
-    BOM), and reads ints past 64 bits as floats: those bodies go to the standard library.
-    """
-    if _LONG_DIGITS not in body.translate(_DIGITS):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    return loads_stdlib(body)
-
-
-#: How answers are read: by orjson when the `speedups` extra installed it.
-loads = loads_orjson if ORJSON else loads_stdlib
 
 
 def parse(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
