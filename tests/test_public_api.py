@@ -21,6 +21,8 @@ import pytest
 import twochat_async
 import twochat_async.testing
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
+
 PACKAGES = [twochat_async, twochat_async.testing]
 #: Helpers the SDK uses inside that are not part of its surface.
 INTERNAL = {"converter", "parse_datetime", "error_class", "STATUS_ERRORS", "RateLimiter"}
@@ -111,6 +113,22 @@ def test_importing_the_package_imports_no_home_until_a_name_is_used() -> None:
         "['twochat_async._lazy', 'twochat_async._version', 'twochat_async.errors']",
         "module 'twochat_async' has no attribute 'Nope'",
     ]
+
+
+MODULES = sorted(
+    ".".join(path.relative_to(ROOT_DIR).with_suffix("").parts).removesuffix(".__init__")
+    for path in (ROOT_DIR / "twochat_async").rglob("*.py")
+    if path.name != "__main__.py"
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_can_be_the_first_one_imported(module: str) -> None:
+    """``import twochat_async._transport`` first, in a fresh interpreter, works: no cycle."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_the_package_has_a_docstring() -> None:

@@ -36,6 +36,11 @@ def lazy_exports(
     def __getattr__(name: str) -> Any:
         if name == "__all__":
             value: Any = public()
+        elif name.startswith("_") and not name.startswith("__"):
+            # A private submodule, looked up by ``from . import _wire`` before it is
+            # imported: never a public name, and searching for it would import the
+            # other modules first, which may be the one being imported (a cycle).
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
         else:
             for module in map(home, homes):
                 if name in module.__all__:
