@@ -24,7 +24,6 @@ import logging
 import platform
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from ssl import SSLContext
 from typing import Any, Literal, NamedTuple
 
@@ -329,9 +328,11 @@ class Transport:
             slots = self._slots
             if slots is not None and not slots.take():
                 await slots.wait()
-            # Our connector flips this once a connection is in hand; a borrowed session's
-            # connector does not, so its phase stays unknown.
-            _CONNECTED.set(False if self._owns_http else None)
+            # Our connector flips this task's entry once a connection is in hand; a
+            # borrowed session's connector does not, so its phase stays unknown.
+            task = asyncio.current_task(self._loop) if self._owns_http else None
+            if task is not None:
+                _CONNECTED[task] = False
             failure: TwoChatError | None = None
             # Cleared before anything is raised here: error trackers record every frame's
             # locals, and a response's repr shows the server's headers.
@@ -366,8 +367,11 @@ class Transport:
                         _NO_HEADERS if status < 300 else self._redactor.headers(response.headers)
                     )
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                failure = self._failure(exc, method, path)
+                connected = None if task is None else _CONNECTED.get(task)
+                failure = self._failure(exc, method, path, connected)
             finally:
+                if task is not None:
+                    del _CONNECTED[task]
                 response = None
                 if slots is not None:
                     slots.release()
@@ -438,11 +442,15 @@ class Transport:
             adopter.adopt(limit)
             self._set_limiter(adopter)
 
-    def _failure(self, exc: BaseException, method: str, path: str) -> APIConnectionError:
-        """Return our error for a transport failure, with only a clean ``__cause__``."""
+    def _failure(
+        self, exc: BaseException, method: str, path: str, connected: bool | None
+    ) -> APIConnectionError:
+        """Return our error for a transport failure, with only a clean ``__cause__``.
+
+        ``connected``: whether a connection was in hand; ``False``: not yet, so nothing was
+        written; ``None``: unknown (a borrowed pool).
+        """
         where = f"{method} {path}"
-        # False: no connection yet, so nothing was written; None: unknown (borrowed pool).
-        connected = _CONNECTED.get()
         text = self._redactor.text(f"{type(exc).__name__}: {exc}")
         error: APIConnectionError
         if isinstance(exc, aiohttp.ConnectionTimeoutError) or (
@@ -535,9 +543,12 @@ class Transport:
 _NO_HEADERS: Mapping[str, str] = {}
 _JSON_BODY = {"Content-Type": "application/json"}
 
-#: Whether the request being sent has a connection: set by ``_send``, flipped by our
-#: connector; ``None`` when unknown (a borrowed session's connector).
-_CONNECTED: ContextVar[bool | None] = ContextVar("twochat_connected", default=None)
+#: The tasks sending a request on one of our pools, each with whether it has a connection
+#: yet: entered by `Transport.request`, flipped by `_Connector`, removed once the attempt
+#: ends. A task sends one request at a time. A plain dict, not a ContextVar: every set()
+#: of a ContextVar allocates objects the garbage collector tracks, and with many calls in
+#: flight those made the collector run several times as often.
+_CONNECTED: dict[asyncio.Task[Any], bool] = {}
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -551,7 +562,9 @@ class _Connector(aiohttp.TCPConnector):
         self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
     ) -> Any:
         connection = await super().connect(req, traces, timeout)
-        _CONNECTED.set(True)
+        task = asyncio.current_task()
+        if task in _CONNECTED:
+            _CONNECTED[task] = True
         return connection
 
 
