@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import resource
 import sys
 import threading
@@ -314,33 +315,76 @@ def measure_rss(job: dict[str, Any]) -> dict[str, Any]:
 SETTLE_SECONDS = 1.5
 
 
+class _Warnings(logging.Handler):
+    """Counts the SDK's warnings (a RedisRateLimit falling back to a per-process limit)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def budget_options(job: dict[str, Any]) -> dict[str, Any]:
+    """The session's keywords: ``job["options"]``, its ``rate_limit`` kept in Redis if the
+    job names a ``redis_url`` (``RedisRateLimit(redis_url, per_minute=rate_limit)``)."""
+    options = dict(job["options"])
+    if job.get("redis_url"):
+        from twochat_async.redis import RedisRateLimit
+
+        options["rate_limit"] = RedisRateLimit(job["redis_url"], per_minute=options["rate_limit"])
+    return options
+
+
 def measure_budget(job: dict[str, Any]) -> dict[str, Any]:
     """``job["n"]`` SDK calls at once against the sliding-window stand-in; what they cost.
 
-    Returns the requests the server counted (the account's budget used), its 429s, the
-    calls that succeeded and failed, and the wall time.
+    Returns the calls that succeeded and failed, the wall time and the SDK's warnings.
+    Alone it also returns the requests the server counted (the account's budget used) and
+    its 429s. With ``"start": "stdin"`` in the job it is one of several processes sharing a
+    budget (``redis_url``), and the parent reads the server's counts around all of them:
+    once its imports are done it prints ``ready`` and reads from standard input the
+    wall-clock time (``time.time()``) at which every process starts its calls, so that
+    processes launched together call together however long each took to start.
     """
     url, n = job["base_url"], job["n"]
     stats_url = url.rsplit("/", 1)[0]
+    options = budget_options(job)  # imports the SDK (and redis) before the start
+    warnings = _Warnings()
+    logging.getLogger("twochat_async").addHandler(warnings)
+    start_at: float | None = None
+    if job.get("start") == "stdin":
+        print("ready", flush=True)
+        start_at = float(sys.stdin.readline())
 
     async def main() -> dict[str, Any]:
-        before = fetch_stats(stats_url)
-        started = time.perf_counter()
-        async with ASYNC_CLIENTS["sdk"](url, job["options"]) as call:
+        before = None if start_at is not None else fetch_stats(stats_url)
+        async with ASYNC_CLIENTS["sdk"](url, options) as call:
+            if start_at is not None:
+                await asyncio.sleep(max(0.0, start_at - time.time()))
+            began, started = time.time(), time.perf_counter()
             outcomes = await asyncio.gather(
                 *(call(GROUP_ID) for _ in range(n)), return_exceptions=True
             )
-        wall = time.perf_counter() - started
-        after = fetch_stats(stats_url)
+            wall, ended = time.perf_counter() - started, time.time()
         failed = [o for o in outcomes if isinstance(o, BaseException)]
-        return {
+        result: dict[str, Any] = {
             "calls": n,
             "ok": n - len(failed),
             "failed": len(failed),
             "failure": repr(failed[0])[:200] if failed else None,
+            "wall_s": wall,
+            "warnings": len(warnings.messages),
+            "first_warning": warnings.messages[0][:200] if warnings.messages else None,
+        }
+        if before is None:
+            # Wall-clock times, comparable across processes: when the calls began and ended.
+            return result | {"began_at": began, "ended_at": ended}
+        after = fetch_stats(stats_url)
+        return result | {
             "requests": after["window_requests"] - before["window_requests"],
             "429s": after["window_429"] - before["window_429"],
-            "wall_s": wall,
         }
 
     return asyncio.run(main())
@@ -354,9 +398,11 @@ def main(argv: list[str] | None = None) -> None:
 
     The job is ``{"runs": [run, ...]}``; each run names ``kind`` (``"time"``, ``"rss"`` for
     a peak-RSS run or ``"budget"`` for the sliding-window run, each alone in its process),
-    ``client``, ``base_url``,
-    ``n``, ``concurrency``, ``warmup`` and ``options`` (client constructor keywords), as
-    built by :func:`benchmarks.measure.run_job`.
+    ``client``, ``base_url``, ``n``, ``concurrency``, ``warmup`` and ``options`` (client
+    constructor keywords), as built by :func:`benchmarks.measure.run_job`. A budget run
+    may add ``redis_url`` (its ``rate_limit`` becomes a ``RedisRateLimit`` there) and
+    ``"start": "stdin"`` (it starts its calls at a time read from stdin; see
+    :func:`measure_budget`).
     """
     job = json.loads((argv if argv is not None else sys.argv[1:])[0])
     results = [MEASURES[run["kind"]](run) for run in job["runs"]]

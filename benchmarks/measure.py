@@ -8,18 +8,21 @@ the result into the table.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks.clients import REQUIRES
+from benchmarks.server import fetch_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,22 +138,40 @@ def run_job(
     }
 
 
-def run_worker(jobs: list[Job]) -> list[Sample]:
-    """Run ``jobs`` in one fresh interpreter; a job that failed comes back as ``error``."""
-    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
+def start_worker(jobs: list[Job], *, stdin: bool = False) -> subprocess.Popen[str]:
+    """Start a fresh interpreter running ``jobs`` (see :func:`finish_worker`).
+
+    ``stdin``: give it a pipe to write to (a budget run's start time), not our own.
+    """
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "benchmarks.clients", json.dumps({"runs": jobs})],
         cwd=ROOT,
         env=child_env(),
-        capture_output=True,
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=1800,
-        check=False,
     )
+
+
+def finish_worker(proc: subprocess.Popen[str], jobs: list[Job]) -> list[Sample]:
+    """Wait for the worker running ``jobs``; a job that failed comes back as ``error``."""
+    try:
+        stdout, stderr = proc.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return [{"error": "worker timed out after 1800 s"} for _ in jobs]
     if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        lines = stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
         return [{"error": lines[-1]} for _ in jobs]
-    results: list[Sample] = json.loads(proc.stdout.strip().splitlines()[-1])
+    results: list[Sample] = json.loads(stdout.strip().splitlines()[-1])
     return results
+
+
+def run_worker(jobs: list[Job]) -> list[Sample]:
+    """Run ``jobs`` in one fresh interpreter; a job that failed comes back as ``error``."""
+    return finish_worker(start_worker(jobs), jobs)
 
 
 def run_jobs(jobs: list[Job], *, batch: bool) -> list[Sample]:
@@ -389,13 +410,21 @@ def peak_rss(url: str, *, in_flight: int, reps: int) -> dict[str, Any]:
 
 #: The sliding-window run: calls at once, and the SDK's options.
 BUDGET_OPTIONS = {"rate_limit": 600}
+#: The shared run: the same calls split across this many processes, one budget in Redis.
+SHARED_PROCESSES = 4
+#: Its key in the budget's results.
+SHARED_KEY = f"shared_{SHARED_PROCESSES}_processes"
+#: How long after the last of them is ready the shared run's processes start calling.
+SHARED_START_SECONDS = 0.2
 
 
-def budget(url: str, *, calls: int) -> dict[str, Any]:
+def budget(url: str, *, calls: int, redis_url: str | None) -> dict[str, Any]:
     """What ``calls`` SDK calls at ``rate_limit=600`` cost against 2Chat's sliding window.
 
     ``url`` is the server's sliding-window base path: more than 10 requests in the last
-    second are answered 429 with ``Retry-After: 1``, and every request counts.
+    second are answered 429 with ``Retry-After: 1``, and every request counts. The calls
+    run in one process, then split across :data:`SHARED_PROCESSES` sharing one
+    ``RedisRateLimit`` in the redis-server at ``redis_url`` (see :func:`shared_budget`).
     """
     log(f"budget: {calls} calls at {BUDGET_OPTIONS}")
     job = run_job("sdk", url, calls, calls, kind="budget", options=BUDGET_OPTIONS, warmup=0)
@@ -404,6 +433,71 @@ def budget(url: str, *, calls: int) -> dict[str, Any]:
         "options": BUDGET_OPTIONS,
         "status": "error" if "error" in out else "ok",
         **out,
-        # The shared limiter across processes: measured here once it exists.
-        "shared_4_processes": None,
+        SHARED_KEY: shared_budget(url, calls=calls, redis_url=redis_url),
+    }
+
+
+def shared_budget(url: str, *, calls: int, redis_url: str | None) -> dict[str, Any]:
+    """The budget's ``calls`` from :data:`SHARED_PROCESSES` processes sharing one budget.
+
+    Every process gets an equal share of the calls and a session whose ``rate_limit`` is
+    ``RedisRateLimit(redis_url, per_minute=600)``. They are launched at once; each says
+    when it has imported everything, and once all have, each is given the same wall-clock
+    time to start calling at (:data:`SHARED_START_SECONDS` ahead): on a busy machine four
+    interpreters starting together take seconds, unevenly. The requests counted and the
+    429s are the server's, read here before the first process is launched and after the
+    last one ended; calls ok and failed are the processes' sums; wall is from the first
+    process's start of calling to the last one's end.
+    """
+    processes = SHARED_PROCESSES
+    result: dict[str, Any] = {"processes": processes, "calls": calls, "redis_url": redis_url}
+    if redis_url is None:
+        return result | {"status": "not installed", "missing": "redis-server"}
+    if importlib.util.find_spec("redis") is None:
+        return result | {"status": "not installed", "missing": "redis (the Python package)"}
+    shares = [calls // processes + (i < calls % processes) for i in range(processes)]
+    log(f"budget: {calls} calls from {processes} processes sharing a RedisRateLimit")
+    stats_url = url.rsplit("/", 1)[0]
+    before = fetch_stats(stats_url)
+    jobs = [
+        run_job("sdk", url, share, share, kind="budget", options=BUDGET_OPTIONS, warmup=0)
+        | {"redis_url": redis_url, "start": "stdin"}
+        for share in shares
+    ]
+    procs = [start_worker([job], stdin=True) for job in jobs]
+    for proc in procs:
+        # A worker writes nothing more until it has its start time, so this reads exactly
+        # its "ready" line and communicate() (reading the pipe itself) misses nothing.
+        # One that failed ends its output instead: finish_worker reports its error.
+        assert proc.stdout is not None
+        proc.stdout.readline()
+    start_at = time.time() + SHARED_START_SECONDS
+    for proc in procs:
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):  # a worker that failed has closed its end
+            proc.stdin.write(f"{start_at!r}\n")
+            proc.stdin.flush()  # communicate() closes it
+    workers = [finish_worker(proc, [job])[0] for proc, job in zip(procs, jobs, strict=True)]
+    after = fetch_stats(stats_url)
+    result["workers"] = workers
+    errors = [w["error"] for w in workers if "error" in w]
+    if errors:
+        return result | {"status": "error", "error": errors[0]}
+    began = [w["began_at"] for w in workers]
+    failures = [w["failure"] for w in workers if w["failure"]]
+    warnings = [w["first_warning"] for w in workers if w["first_warning"]]
+    return result | {
+        "status": "ok",
+        "options": BUDGET_OPTIONS,
+        "requests": after["window_requests"] - before["window_requests"],
+        "429s": after["window_429"] - before["window_429"],
+        "ok": sum(w["ok"] for w in workers),
+        "failed": sum(w["failed"] for w in workers),
+        "failure": failures[0] if failures else None,
+        "wall_s": max(w["ended_at"] for w in workers) - min(began),
+        # How far apart the processes started calling, and how late the last one was.
+        "start_spread_s": max(began) - min(began),
+        "start_late_s": max(began) - start_at,
+        "warnings": sum(w["warnings"] for w in workers),
+        "first_warning": warnings[0] if warnings else None,
     }

@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.measure import CONCURRENCY, TITLES
+from benchmarks.measure import CONCURRENCY, SHARED_KEY, SHARED_PROCESSES, TITLES
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ TARGETS = {
     "rss_per_call_ratio": Target("SDK / aiohttp, memory per in-flight call", 1.03, False),
     "budget_429s": Target("429s at rate_limit=600, sliding-window stand-in", 0, False),
     "budget_extra_requests": Target("requests beyond the calls made, same run", 0, False),
+    "budget_shared_429s": Target("429s, same calls, 4 processes, one RedisRateLimit", 0, False),
+    "budget_shared_extra_requests": Target(
+        "requests beyond the calls made, same 4 processes", 0, False
+    ),
     "sdk_over_httpx_calls_c64": Target("SDK / httpx, calls/s, conc 64", 3.0, True),
     "import_ratio": Target("import twochat_async / aiohttp+attrs+cattrs", 1.2, False),
     "import_first_use_ratio": Target("from twochat_async import TwoChatSession / same", 1.2, False),
@@ -66,10 +70,17 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         name: (value, nginx["ratio_quartiles"][name]) for name, value in nginx["ratios"].items()
     }
     ok = spent["status"] == "ok"
+    shared = spent[SHARED_KEY]
+    shared_ok = shared["status"] == "ok"
     measured |= {
         "rss_per_call_ratio": (rss["kib_per_call_ratio"], rss["kib_per_call_ratio_q1_q3"]),
         "budget_429s": (spent["429s"] if ok else None, None),
         "budget_extra_requests": (spent["requests"] - spent["calls"] if ok else None, None),
+        "budget_shared_429s": (shared["429s"] if shared_ok else None, None),
+        "budget_shared_extra_requests": (
+            shared["requests"] - shared["calls"] if shared_ok else None,
+            None,
+        ),
         "import_ratio": (imp["ratio"], imp["ratio_q1_q3"]),
         "import_first_use_ratio": (imp["first_use_ratio"], imp["first_use_ratio_q1_q3"]),
         "scaling_max_over_min": (results["scaling"]["max_over_min"], None),
@@ -138,6 +149,9 @@ def failed(results: dict[str, Any]) -> list[str]:
     ]
     if results["budget"]["status"] != "ok":
         errors.append(f"budget: {results['budget']['error']}")
+    shared = results["budget"][SHARED_KEY]
+    if shared["status"] == "error":  # "not installed" is not a failure
+        errors.append(f"budget, {SHARED_PROCESSES} processes: {shared['error']}")
     return errors
 
 
@@ -322,12 +336,36 @@ def _budget(results: dict[str, Any]) -> list[str]:
         "stand-in counting 2Chat's sliding window (more than 10 requests in 1 s: 429)"
     ]
     if spent["status"] != "ok":
-        return [*lines, f"  error: {spent['error']}"]
-    lines.append(
-        f"  requests counted {spent['requests']}, 429s {spent['429s']}, calls ok "
+        lines.append(f"  one process: error: {spent['error']}")
+    else:
+        lines.append(f"  one process: {_spent(spent)}")
+        if spent["failure"]:
+            lines.append(f"    first failure: {spent['failure']}")
+    return lines + _shared_budget(spent[SHARED_KEY])
+
+
+def _spent(spent: dict[str, Any]) -> str:
+    return (
+        f"requests counted {spent['requests']}, 429s {spent['429s']}, calls ok "
         f"{spent['ok']}, failed {spent['failed']}, wall {spent['wall_s']:.1f} s"
     )
-    if spent["failure"]:
-        lines.append(f"  first failure: {spent['failure']}")
-    lines.append("  shared limiter across 4 processes: not measured (not in this version)")
+
+
+def _shared_budget(shared: dict[str, Any]) -> list[str]:
+    title = f"  {shared['processes']} processes sharing one RedisRateLimit"
+    if shared["status"] == "not installed":
+        return [f"{title}: not measured: {shared['missing']} not installed"]
+    if shared["status"] != "ok":
+        return [f"{title}: error: {shared['error']}"]
+    shares = sorted({w["calls"] for w in shared["workers"]})
+    each = " or ".join(str(n) for n in shares)
+    lines = [
+        f"{title} (per_minute={shared['options']['rate_limit']}, private redis-server), "
+        f"{each} calls each, started {shared['start_spread_s'] * 1000:.0f} ms apart:",
+        f"    {_spent(shared)}",
+    ]
+    if shared["failure"]:
+        lines.append(f"    first failure: {shared['failure']}")
+    if shared["warnings"]:
+        lines.append(f"    SDK warnings: {shared['warnings']}, first: {shared['first_warning']}")
     return lines

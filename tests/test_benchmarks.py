@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +48,8 @@ TARGETS = (
         "rss_per_call_ratio",
         "budget_429s",
         "budget_extra_requests",
+        "budget_shared_429s",
+        "budget_shared_extra_requests",
         "import_ratio",
         "import_first_use_ratio",
         "scaling_max_over_min",
@@ -68,6 +72,8 @@ TABLE_LINES = (
     "against nginx",
     "budget: ",
     "429s at rate_limit=600",
+    "429s, same calls, 4 processes, one RedisRateLimit",
+    "4 processes sharing one RedisRateLimit",
 )
 
 
@@ -128,6 +134,28 @@ def test_quick_run_measures_the_sdk_and_raw_aiohttp(
     assert results["rss"]["kib_per_call_ratio"] is not None
     assert results["nginx"]["status"] in {"ok", "not installed"}
     assert {"requests", "429s", "ok"} <= set(results["budget"])
+
+
+def test_quick_run_measures_the_budget_shared_across_processes(
+    quick_run: tuple[str, dict[str, Any]],
+) -> None:
+    """The budget's calls, split across 4 processes sharing a RedisRateLimit, all count.
+
+    CI installs redis-server (.ci/run) and sets TWOCHAT_REQUIRE_REDIS=1, so there the
+    shared run is measured, never skipped (as in tests/test_redis.py).
+    """
+    _, results = quick_run
+    shared = results["budget"]["shared_4_processes"]
+    if shutil.which("redis-server") is None and os.environ.get("TWOCHAT_REQUIRE_REDIS") != "1":
+        assert shared["status"] == "not installed"
+        pytest.skip("redis-server is not installed: the shared run says 'not measured'")
+    assert shared["status"] == "ok", shared
+    assert shared["processes"] == 4
+    assert shared["calls"] == results["budget"]["calls"]
+    assert [worker["calls"] for worker in shared["workers"]] == [shared["calls"] // 4] * 4
+    assert shared["ok"] + shared["failed"] == shared["calls"]
+    assert shared["requests"] >= shared["calls"]
+    assert {"429s", "wall_s", "start_spread_s"} <= set(shared)
 
 
 def test_quick_run_pins_malloc_and_records_minor_faults(
