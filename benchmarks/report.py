@@ -314,7 +314,7 @@ def _rss(results: dict[str, Any]) -> list[str]:
     rss = results["rss"]
     add(
         f"memory with {rss['in_flight']:,} calls in flight, server answering after 2 s "
-        "(fresh processes, ru_maxrss, medians)"
+        "(fresh processes, peak RSS by VmHWM, medians)"
     )
     for client in ("sdk", "aiohttp"):
         out = rss[client]

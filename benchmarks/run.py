@@ -42,7 +42,7 @@ What it measures
   twochat_async import TwoChatSession`` (what a user's first import costs) against
   ``import aiohttp, attrs, cattrs``; median of fresh interpreters, bytecode cached alike
   for both (:mod:`benchmarks.imports`).
-* Memory per call in flight (``ru_maxrss``, fresh processes, 3 repetitions): 10,000
+* Memory per call in flight (peak RSS, ``VmHWM``, fresh processes, 3 repetitions): 10,000
   calls at once (one ``asyncio.gather``) against the server's slow path, which answers
   after 2 s, SDK beside raw aiohttp.
 * The budget: 200 SDK calls at once with ``rate_limit=600`` against the server's
