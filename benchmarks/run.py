@@ -28,7 +28,7 @@ What it measures
   call (``time.process_time()`` of the client process / N) and minor page faults per
   call, each in a fresh process after a warm-up, repeated 5 times with the clients
   interleaved (order rotated every repetition) so machine noise hits all of them alike;
-  the SDK variants and raw aiohttp, whose targets are tight, get 9 repetitions. Medians
+  the SDK variants and raw aiohttp, whose targets are tight, get 15 repetitions. Medians
   are reported; ratios are the median of the per-repetition ratios (paired, same
   repetition), shown with the quartiles of those pairs, which say how far one run can be
   trusted (:mod:`benchmarks.measure`).
@@ -127,7 +127,7 @@ FULL = Mode(
     name="full",
     n=2_000,
     reps=5,
-    pair_reps=9,
+    pair_reps=15,
     scaling_n=(1_000, 10_000, 100_000),
     scaling_concurrency=(1, 16, 64, 256, 1_024),
     scaling_fixed_n=5_000,
@@ -136,7 +136,7 @@ FULL = Mode(
     rss_in_flight=10_000,
     rss_reps=3,
     budget_calls=200,
-    nginx_reps=5,
+    nginx_reps=9,
     batch=False,
 )
 #: Every section at tiny sizes: proves the harness works, in about 20 s.
