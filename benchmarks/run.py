@@ -136,7 +136,7 @@ FULL = Mode(
     rss_in_flight=10_000,
     rss_reps=3,
     budget_calls=200,
-    nginx_reps=9,
+    nginx_reps=15,
     batch=False,
 )
 #: Every section at tiny sizes: proves the harness works, in about 20 s.
