@@ -3,7 +3,7 @@
 Run from the repository root (Python 3.10+, the package installed; httpx and requests
 are optional — a client whose library is missing is reported as "not installed")::
 
-    python -m benchmarks.run                 # full: 7 to 10 minutes on 2 cores
+    python -m benchmarks.run                 # full: 7 to 11 minutes on 2 cores
     python -m benchmarks.run --quick         # smoke run for the tests: ~20 s, numbers meaningless
     python -m benchmarks.run --out PATH      # JSON results (default benchmarks/results.json)
     python -m benchmarks.profile sdk --concurrency 64   # where one client's CPU goes
