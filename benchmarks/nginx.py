@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.server import RESERVE_BODY, RESERVE_PATH, STATS_PATH
+from benchmarks.server import RESERVE_BODY, RESERVE_PATH, STATS_PATH, free_port, stop
 
 CONFIG = """\
 daemon off;
@@ -51,13 +51,6 @@ def find_nginx() -> str | None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def running_nginx() -> Iterator[str | None]:
     """Start a private nginx; yield its base URL (``None`` when nginx is not installed)."""
@@ -66,7 +59,7 @@ def running_nginx() -> Iterator[str | None]:
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="twochat-bench-nginx-") as tmp:
-        port = _free_port()
+        port = free_port()
         config = Path(tmp) / "nginx.conf"
         config.write_text(
             CONFIG.format(
@@ -86,12 +79,7 @@ def running_nginx() -> Iterator[str | None]:
             _wait_for(port, proc)
             yield f"http://127.0.0.1:{port}"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def _wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks.server import free_port, stop
+
 #: How long redis-server may take to answer its first ``PING``.
 START_SECONDS = 10.0
 
@@ -24,13 +26,6 @@ START_SECONDS = 10.0
 def find_redis_server() -> str | None:
     """The redis-server binary, or ``None`` when it is not installed."""
     return shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -41,7 +36,7 @@ def running_redis() -> Iterator[str | None]:
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="twochat-bench-redis-") as tmp:
-        port = _free_port()
+        port = free_port()
         log = Path(tmp) / "redis.log"
         proc = subprocess.Popen(  # noqa: S603 - the system's redis-server, our arguments
             [
@@ -67,12 +62,7 @@ def running_redis() -> Iterator[str | None]:
             _wait_for(port, proc, log)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

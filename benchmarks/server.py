@@ -237,6 +237,24 @@ async def serve(host: str = "127.0.0.1", port: int = 0, *, stdin_eof_stops: bool
         await stop
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for a private server of the benchmark."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a private server of the benchmark; kill it if it lingers 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def running_server(
     host: str = "127.0.0.1", *, env: Mapping[str, str] | None = None
