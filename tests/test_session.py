@@ -7,9 +7,10 @@ Request shapes are pinned with aioresponses (no server); behaviour runs over rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -17,11 +18,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import API_KEY, BridgedAioresponses
+from aiohttp.payload import BytesPayload
+from conftest import API_KEY, BridgedAioresponses, serve
 from yarl import URL
 
 from twochat_async import (
     AccountInfo,
+    APITimeoutError,
     AvailableNumber,
     City,
     DidType,
@@ -116,15 +119,28 @@ def test_no_api_key_names_the_environment_variable(
         TwoChatSession(**options)
 
 
+@contextlib.asynccontextmanager
+async def recording_headers(name: str) -> AsyncIterator[tuple[str, list[list[str]]]]:
+    """Serve did_types() over HTTP; yield its URL and, per request, the ``name`` headers."""
+    seen: list[list[str]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.getall(name, []))
+        return web.json_response({"success": True, "data": {"did_types": []}})
+
+    async with serve(handler) as url:
+        yield url, seen
+
+
 async def test_the_key_comes_from_the_argument_else_the_environment(
-    answering: BridgedAioresponses, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """TWOCHAT_API_KEY is sent as X-User-API-Key when no api_key is given, never over it."""
     monkeypatch.setenv("TWOCHAT_API_KEY", "env-key-123")
-    await run(lambda chat: chat.did_types(), api_key=None)
-    await run(lambda chat: chat.did_types())
-    sent = [c.kwargs["headers"]["X-User-API-Key"] for cs in answering.requests.values() for c in cs]
-    assert sent == ["env-key-123", API_KEY]
+    async with recording_headers("X-User-API-Key") as (url, sent):
+        await run(lambda chat: chat.did_types(), api_key=None, base_url=url)
+        await run(lambda chat: chat.did_types(), base_url=url)
+    assert sent == [["env-key-123"], [API_KEY]]
 
 
 @pytest.mark.parametrize(
@@ -236,9 +252,30 @@ def test_allow_insecure_http_must_be_a_bool(flag: Any) -> None:
 async def test_timeout_is_sent_as_a_client_timeout(
     answering: BridgedAioresponses, timeout: Any, sent: aiohttp.ClientTimeout
 ) -> None:
-    """Seconds become the request's total timeout; a ClientTimeout is used as given."""
-    await run(lambda chat: chat.did_types(), timeout=timeout)
+    """Seconds become the total timeout, a ClientTimeout is used as given: a borrowed
+    pool is told it with every request (our own pool is made with it, tested below)."""
+    async with aiohttp.ClientSession() as http:
+        await run(lambda chat: chat.did_types(), timeout=timeout, http_session=http)
     assert sent == only_request(answering)[2]["timeout"]
+
+
+@pytest.mark.parametrize(
+    "timeout", [0.3, aiohttp.ClientTimeout(total=60, sock_read=0.3)], ids=["seconds", "sock-read"]
+)
+async def test_our_own_pool_keeps_to_the_timeout_given(timeout: Any) -> None:
+    """Over HTTP, a server that never answers fails a call within the timeout given: the
+    total in seconds, or a ClientTimeout's own field (here sock_read, not its total)."""
+
+    async def never(request: web.Request) -> web.Response:
+        await asyncio.sleep(60)
+        return web.Response()
+
+    loop = asyncio.get_running_loop()
+    async with serve(never) as url:
+        started = loop.time()
+        with pytest.raises(APITimeoutError):
+            await run(lambda chat: chat.did_types(), base_url=url, timeout=timeout, max_retries=0)
+    assert loop.time() - started < 10
 
 
 @pytest.mark.parametrize(
@@ -308,10 +345,11 @@ def test_the_largest_options_are_accepted() -> None:
     TwoChatSession(API_KEY, max_retries=100, rate_limit=RateLimit(1 / 60, burst=1_000_000))
 
 
-async def test_user_agent_replaces_the_default(answering: BridgedAioresponses) -> None:
-    """user_agent= is sent as the User-Agent header."""
-    await run(lambda chat: chat.did_types(), user_agent="my-app/2.0")
-    assert only_request(answering)[2]["headers"]["User-Agent"] == "my-app/2.0"
+async def test_user_agent_replaces_the_default() -> None:
+    """user_agent= is sent as the one User-Agent header."""
+    async with recording_headers("User-Agent") as (url, sent):
+        await run(lambda chat: chat.did_types(), user_agent="my-app/2.0", base_url=url)
+    assert sent == [["my-app/2.0"]]
 
 
 async def test_repr_shows_the_address_and_state_never_the_key() -> None:
@@ -457,13 +495,20 @@ async def test_each_get_sends_its_path_and_query_only(
     ],
     ids=["reserve", "reserve-number", "purchase", "purchase-number"],
 )
-async def test_reserve_and_purchase_post_their_body_as_bytes(
+async def test_reserve_and_purchase_post_their_compact_json(
     answering: BridgedAioresponses, call: Call, url: str, body: bytes
 ) -> None:
-    """reserve() and purchase() POST exactly their compact JSON, with no query."""
+    """reserve() and purchase() POST exactly their compact JSON, typed so, with no query."""
     await run(call)
     method, sent, kwargs = only_request(answering)
-    assert ("POST", URL(url), body) == (method, sent, kwargs["data"])
+    data = kwargs["data"]
+    assert isinstance(data, BytesPayload)
+    assert ("POST", URL(url), body, "application/json") == (
+        method,
+        sent,
+        data.decode().encode(),
+        data.content_type,
+    )
     assert (kwargs.get("params"), kwargs.get("json")) == (None, None)
 
 

@@ -22,6 +22,7 @@ import sys
 import textwrap
 import time
 import traceback
+import types
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -539,8 +540,18 @@ async def test_every_request_carries_the_key_and_safe_options(
         ) == (False, False, False)
 
 
-async def test_our_own_pool_sends_each_header_once_over_http() -> None:
-    """The pool the session makes sends the same headers, each once, on GET and POST."""
+@pytest.mark.parametrize("defaults", ["a dict", "not a dict"])
+async def test_our_own_pool_sends_each_header_once_over_http(
+    defaults: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool the session makes sends the same headers, each once, on GET and POST.
+
+    They go as aiohttp's own defaults, which it keeps in a dict; an aiohttp that kept them
+    otherwise (a future version) gets ours as the session's default headers instead.
+    """
+    if defaults == "not a dict":
+        kept = types.MappingProxyType(dict(aiohttp.ClientRequest.DEFAULT_HEADERS))
+        monkeypatch.setattr(aiohttp.ClientRequest, "DEFAULT_HEADERS", kept)
     seen: list[tuple[str, CIMultiDictProxy[str]]] = []
 
     async def handler(request: web.Request) -> web.Response:

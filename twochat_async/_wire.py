@@ -11,7 +11,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -240,15 +240,21 @@ def loads(body: bytes) -> Any:
         except UnicodeDecodeError:
             pass
         else:
-            # raw_decode is what json.loads ends in, without its layers and the two
-            # whitespace scans around the document; anything after it goes to json.loads,
-            # which allows trailing whitespace and refuses the rest with its own words.
-            value, end = _DECODER.raw_decode(text)
+            # The scanner json.loads ends in, without its layers and the two whitespace
+            # scans around the document. It raises json's JSONDecodeError, or at a value
+            # cut short StopIteration, which json.loads words as "Expecting value". Anything
+            # after the object goes to json.loads too: trailing whitespace, which it
+            # allows, and what it refuses in its own words.
+            try:
+                value, end = _SCAN(text, 0)
+            except StopIteration:
+                return json.loads(text)
             return value if end == len(text) else json.loads(text)
     return json.loads(body)
 
 
-_DECODER = json.JSONDecoder()
+#: json's C scanner of one value, as its decoder is built with (``raw_decode`` calls it).
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def parse(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
@@ -364,14 +370,17 @@ def _at(payload: Mapping[str, Any], path: str, status: int) -> Any:
     keys = _KEYS.get(path)
     if keys is None:
         keys = _KEYS[path] = tuple(path[2:].split("."))
-    for depth, key in enumerate(keys):
-        try:  # JSON's values: a dict has the key or raises KeyError; the others, TypeError
+    try:  # JSON's values: a dict has the key or raises KeyError; the others, TypeError
+        for key in keys:
             value = value[key]
-        except (KeyError, TypeError):
-            where = "$." + ".".join(keys[: depth + 1])
-            raise InvalidResponseError(
-                f"2Chat's answer has no {where}", status=status, body=payload
-            ) from None
+    except (KeyError, TypeError):
+        depth, value = 0, payload  # walked again, to name the first key missing
+        while isinstance(value, dict) and keys[depth] in value:
+            value, depth = value[keys[depth]], depth + 1
+        where = "$." + ".".join(keys[: depth + 1])
+        raise InvalidResponseError(
+            f"2Chat's answer has no {where}", status=status, body=payload
+        ) from None
     return value
 
 
