@@ -399,14 +399,53 @@ def measure_budget(job: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-MEASURES = {"time": measure, "rss": measure_rss, "budget": measure_budget}
+def measure_pair(job: dict[str, Any]) -> dict[str, Any]:
+    """Two async clients in one process, timed in alternating blocks; each block's numbers.
+
+    Both are built, checked and warmed up; then each of ``job["rounds"]`` rounds times one
+    block of ``job["n"]`` calls of each, the first client first in even rounds and last in
+    odd ones (ABBA), so that a drift of the machine within a round falls on both alike.
+    Returns, per client, the CPU microseconds per call and the calls/s of every block.
+    """
+    names, url = job["clients"], job["base_url"]
+    block, rounds, concurrency = job["n"], job["rounds"], job["concurrency"]
+
+    async def main() -> dict[str, Any]:
+        async with contextlib.AsyncExitStack() as stack:
+            calls = [
+                await stack.enter_async_context(ASYNC_CLIENTS[name](url, {})) for name in names
+            ]
+            for call in calls:
+                check(await call(GROUP_ID))
+                await run_async(call, job["warmup"], concurrency)
+            cpu: dict[str, list[float]] = {name: [] for name in names}
+            speed: dict[str, list[float]] = {name: [] for name in names}
+            for round_ in range(rounds):
+                for i in (0, 1) if round_ % 2 == 0 else (1, 0):
+                    gc.collect()  # every block starts with the same (empty) young generations
+                    wall, started = time.perf_counter(), time.process_time()
+                    await run_async(calls[i], block, concurrency)
+                    cpu[names[i]].append((time.process_time() - started) / block * 1e6)
+                    speed[names[i]].append(block / (time.perf_counter() - wall))
+            return {"cpu_us_per_call": cpu, "calls_per_s": speed}
+
+    return asyncio.run(main())
+
+
+MEASURES = {
+    "time": measure,
+    "rss": measure_rss,
+    "budget": measure_budget,
+    "pair": measure_pair,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the measurements of the JSON job given as argument; print them as a JSON list.
 
     The job is ``{"runs": [run, ...]}``; each run names ``kind`` (``"time"``, ``"rss"`` for
-    a peak-RSS run or ``"budget"`` for the sliding-window run, each alone in its process),
+    a peak-RSS run or ``"budget"`` for the sliding-window run, each alone in its process,
+    or ``"pair"``: two ``clients`` in alternating blocks, see :func:`measure_pair`),
     ``client``, ``base_url``, ``n``, ``concurrency``, ``warmup`` and ``options`` (client
     constructor keywords), as built by :func:`benchmarks.measure.run_job`. A budget run
     may add ``redis_url`` (its ``rate_limit`` becomes a ``RedisRateLimit`` there) and

@@ -292,17 +292,88 @@ def timed_comparison(
     return table, ratios, quartiles
 
 
+@dataclass(frozen=True, kw_only=True)
+class Interleaving:
+    """How the SDK and raw aiohttp are timed side by side in one process (see `interleaved`)."""
+
+    processes: int  # fresh processes per concurrency
+    rounds: int  # rounds per process, each one block of each client
+    block: int  # calls per block
+
+
+def interleaved(
+    url: str, how: Interleaving, *, prefix: str = "", batch: bool
+) -> tuple[dict[str, float | None], dict[str, list[float] | None], dict[str, Any]]:
+    """The SDK / raw aiohttp ratios of CPU per call and calls/s, timed in one process.
+
+    Each of ``how.processes`` fresh processes per concurrency holds both clients and times
+    them in alternating blocks (:func:`benchmarks.clients.measure_pair`): pairs a few
+    hundred milliseconds apart, where separate processes are seconds apart, so the host's
+    slow spells fall on both alike. A process's ratio is the median over its rounds; the
+    ratio is the median over processes, with their quartiles. Both clients share one heap
+    (malloc pinned as everywhere) and one garbage collector.
+    """
+    names = ("sdk", "aiohttp")
+    order = [(rep, k) for rep in range(how.processes) for k in CONCURRENCY]
+    jobs = [
+        run_job("+".join(names), url, how.block, k, kind="pair")
+        | {"clients": rotated(names, rep), "rounds": how.rounds}
+        for rep, k in order
+    ]
+    found: dict[str, list[float]] = {}
+    failed: set[str] = set()
+    for (_, k), result in zip(order, run_jobs(jobs, batch=batch), strict=True):
+        for key, kind in ((CPU, "cpu"), (CALLS, "calls")):
+            name = f"{prefix}sdk_over_aiohttp_{kind}_c{k}"
+            if "error" in result:
+                failed.add(name)
+                continue
+            sdk, raw = result[key]["sdk"], result[key]["aiohttp"]
+            found.setdefault(name, []).append(
+                statistics.median(a / b for a, b in zip(sdk, raw, strict=True))
+            )
+    ratios: dict[str, float | None] = {}
+    quartiles: dict[str, list[float] | None] = {}
+    for name, values in found.items():
+        if name in failed:
+            ratios[name] = quartiles[name] = None
+            continue
+        ratios[name] = statistics.median(values)
+        q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values
+        quartiles[name] = [q[0], q[-1]]
+    for name in failed - set(found):
+        ratios[name] = quartiles[name] = None
+    how_ = {
+        "processes": how.processes,
+        "rounds": how.rounds,
+        "block": how.block,
+        "per_process": found,
+    }
+    return ratios, quartiles, how_
+
+
 def compare_clients(
-    url: str, *, n: int, reps: int, pair_reps: int, batch: bool
+    url: str, *, n: int, reps: int, pair_reps: int, pairs: Interleaving, batch: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Time every variant against our server; return the comparison and the resilience part."""
+    """Time every variant against our server; return the comparison and the resilience part.
+
+    The SDK / raw aiohttp ratios are those of `interleaved`; the separate processes' own
+    are kept as ``separate_ratios``.
+    """
     table, ratios, quartiles = timed_comparison(
         url, VARIANTS, RATIOS | RESILIENCE_RATIOS, n=n, reps=reps, pair_reps=pair_reps, batch=batch
     )
+    log("clients: the SDK and raw aiohttp in one process, in alternating blocks")
+    side_ratios, side_quartiles, how = interleaved(url, pairs, batch=batch)
+    separate = {name: ratios[name] for name in side_ratios}
+    ratios |= side_ratios
+    quartiles |= side_quartiles
     comparison = {
         "clients": table,
         "ratios": {name: ratios[name] for name in RATIOS},
         "ratio_quartiles": quartiles,
+        "separate_ratios": separate,
+        "interleaving": how,
     }
     resilience: dict[str, Any] = {"on": RESILIENCE_ON, "off": RESILIENCE_OFF}
     for name in RESILIENCE_RATIOS:
@@ -310,8 +381,10 @@ def compare_clients(
     return comparison, resilience
 
 
-def against_nginx(url: str | None, *, n: int, reps: int, batch: bool) -> dict[str, Any]:
-    """The SDK and raw aiohttp against nginx at ``url``."""
+def against_nginx(
+    url: str | None, *, n: int, reps: int, pairs: Interleaving, batch: bool
+) -> dict[str, Any]:
+    """The SDK and raw aiohttp against nginx at ``url``; ratios as in `compare_clients`."""
     if url is None:
         return {
             "status": "not installed",
@@ -322,7 +395,16 @@ def against_nginx(url: str | None, *, n: int, reps: int, batch: bool) -> dict[st
     table, ratios, quartiles = timed_comparison(
         url, NGINX_VARIANTS, NGINX_RATIOS, n=n, reps=reps, pair_reps=reps, batch=batch
     )
-    return {"status": "ok", "clients": table, "ratios": ratios, "ratio_quartiles": quartiles}
+    log("nginx: the SDK and raw aiohttp in one process, in alternating blocks")
+    side_ratios, side_quartiles, how = interleaved(url, pairs, prefix="nginx_", batch=batch)
+    return {
+        "status": "ok",
+        "clients": table,
+        "ratios": ratios | side_ratios,
+        "ratio_quartiles": quartiles | side_quartiles,
+        "separate_ratios": {name: ratios[name] for name in side_ratios},
+        "interleaving": how,
+    }
 
 
 def scaling(

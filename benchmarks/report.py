@@ -262,7 +262,24 @@ def _targets(results: dict[str, Any]) -> list[str]:
         )
     res = results["resilience"]
     add(f"  (retries+limit on = {res['on']}, off = {res['off']})")
+    how = results["interleaving"]
+    add(
+        "  (SDK / aiohttp lines: both in one process, alternating blocks of "
+        f"{how['block']} calls, {how['rounds']} rounds; median over {how['processes']} "
+        "fresh processes per line, q1-q3 over them)"
+    )
+    add(f"  (the same from the separate processes of the tables above: {_separate(results)})")
     return lines
+
+
+def _separate(results: dict[str, Any]) -> str:
+    """The SDK / aiohttp ratios of the separate processes, shown beside the targets'."""
+    parts = []
+    for source, where in ((results, ""), (results["nginx"], "nginx ")):
+        for name, value in source.get("separate_ratios", {}).items():
+            kind = "CPU" if "_cpu_" in name else "calls/s"
+            parts.append(f"{where}{kind} c{name.rsplit('_c', 1)[1]} {_num(value, 2)}")
+    return ", ".join(parts)
 
 
 def _scaling(results: dict[str, Any]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ TOP_LEVEL = {
     "targets",
     "nginx",
     "budget",
+    "separate_ratios",
+    "interleaving",
 }
 RATIOS = {
     "sdk_over_aiohttp_cpu_c1",
@@ -74,6 +77,8 @@ TABLE_LINES = (
     "429s at rate_limit=600",
     "429s, same calls, 4 processes, one RedisRateLimit",
     "4 processes sharing one RedisRateLimit",
+    "SDK / aiohttp lines: both in one process, alternating blocks of",
+    "the same from the separate processes of the tables above: CPU c1",
 )
 
 
@@ -169,3 +174,22 @@ def test_quick_run_pins_malloc_and_records_minor_faults(
     assert samples
     assert all(sample["minor_faults"] >= 0 for sample in samples)
     assert all("minor_faults_per_call" in cell for cell in cells if cell["status"] == "ok")
+
+
+def test_quick_run_holds_the_sdk_to_aiohttp_ratios_measured_side_by_side(
+    quick_run: tuple[str, dict[str, Any]],
+) -> None:
+    """The SDK / aiohttp targets take their values from the one-process interleaved
+    blocks, and the separate processes' own ratios are kept beside them."""
+    _, results = quick_run
+    sources = [(results, {name for name in RATIOS if "aiohttp" in name})]
+    if results["nginx"]["status"] == "ok":
+        sources.append((results["nginx"], NGINX_RATIOS))
+    for source, names in sources:
+        per_process = source["interleaving"]["per_process"]
+        assert set(per_process) == set(source["separate_ratios"]) == names
+        for name in names:
+            assert len(per_process[name]) == source["interleaving"]["processes"]
+            side_by_side = statistics.median(per_process[name])
+            assert results["targets"][name]["value"] == source["ratios"][name] == side_by_side
+            assert side_by_side > 0
