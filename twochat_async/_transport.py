@@ -142,8 +142,8 @@ class Transport:
         # for a free connection then happens here, where no timeout runs, and never in
         # aiohttp's pool, where it would count against the request's timeout.
         self._slots: _Slots | None = None
-        # The same on every call. Our own pool sends them as its default headers, which
-        # aiohttp copies in one step, and takes a body's Content-Type from its payload; a
+        # The same on every call. Our own pool sends them as its request class's defaults
+        # (see _request_class) and takes a body's Content-Type from its payload; a
         # borrowed pool is given them all with every request (its own default headers
         # would win over the payload's), built once as the multidict aiohttp would
         # otherwise convert them to.
@@ -159,7 +159,6 @@ class Transport:
                 }
             )
         )
-        # Our pool's requests carry them as aiohttp's own defaults (see _request_class).
         self._request_class = _request_class(headers)
         self._get_headers: CIMultiDictProxy[str] | None = None
         self._post_headers: CIMultiDictProxy[str] | None = None
