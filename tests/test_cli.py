@@ -321,14 +321,14 @@ def test_demo_in_a_country_without_local_groups(capsys: pytest.CaptureFixture[st
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["groups", "XX1"], "twochat: error: country must be an ISO 3166 alpha-2 code"),
-        (["groups", "US", "--did-type", "bogus"], "twochat: error: did_type must be one of"),
-        (["regions", "U5"], "twochat: error: country must be an ISO 3166 alpha-2 code"),
-        (["available", "abc-123", "--contains", "5a5"], "twochat: error: number_contains"),
-        (["purchase", "abc-123", "--number", "2135551234"], "twochat: error: number must be"),
+        (["groups", "XX1"], "twochat: error: COUNTRY must be an ISO 3166 alpha-2 code"),
+        (["groups", "US", "--did-type", "bogus"], "twochat: error: --did-type must be one of"),
+        (["regions", "U5"], "twochat: error: COUNTRY must be an ISO 3166 alpha-2 code"),
+        (["available", "abc-123", "--contains", "5a5"], "twochat: error: --contains must be"),
+        (["purchase", "abc-123", "--number", "2135551234"], "twochat: error: --number must be"),
         (
             ["reserve", "abc-123", "--number", "12135551234"],
-            "twochat: error: number must be an E.164 phone number",
+            "twochat: error: --number must be an E.164 phone number",
         ),
     ],
 )
@@ -530,7 +530,7 @@ async def test_plain_http_base_url_names_the_flag_to_allow_it() -> None:
     )
     assert code == 2
     assert err.startswith("twochat: error: --base-url (or TWOCHAT_BASE_URL) 'http://192.0.2.1:9'")
-    assert err.endswith("Use https, or pass --allow-insecure-http.\n")
+    assert err.endswith("Use https. Pass --allow-insecure-http to allow it.\n")
     assert "allow_insecure_http=True" not in err
 
 
@@ -546,7 +546,7 @@ async def test_allow_insecure_http_flag_lets_the_request_go() -> None:
         env={"TWOCHAT_API_KEY": API_KEY},
     )
     assert code == 1
-    assert "Check --base-url, your network and any proxy." in err
+    assert "Check the base URL, your network and any proxy." in err
     assert err.startswith(("twochat: APIConnectionError:", "twochat: APITimeoutError:"))
 
 

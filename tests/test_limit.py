@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import math
 import time
@@ -17,12 +18,6 @@ from twochat_async._limit import RateLimiter, pacing
 from twochat_async.testing import FakeGroup, FakeTwoChat
 
 # -- RateLimiter --------------------------------------------------------------------------
-
-
-async def test_take_hands_out_the_burst_at_once_then_refuses() -> None:
-    """take() gives a free slot without waiting, up to the burst, then says no."""
-    limiter = RateLimiter(RateLimit(60, burst=3))
-    assert [limiter.take() for _ in range(4)] == [True, True, True, False]
 
 
 async def grant_times(limiter: RateLimiter, calls: int) -> list[float]:
@@ -50,8 +45,9 @@ async def test_a_burst_goes_out_at_once_then_the_pace_holds() -> None:
     """RateLimit(60, burst=5): five slots at once although the pace is one a second."""
     limiter = RateLimiter(RateLimit(60, burst=5))
     granted = await grant_times(limiter, 5)
-    assert granted[-1] - granted[0] < 0.1
-    assert not limiter.take()
+    assert granted[-1] - granted[0] < 0.5
+    with pytest.raises(asyncio.TimeoutError):  # the sixth waits the pace's second
+        await asyncio.wait_for(limiter.acquire(), 0.3)
 
 
 async def test_a_stalled_event_loop_releases_no_burst() -> None:
@@ -72,7 +68,6 @@ async def test_a_pause_holds_every_caller(seconds: float | None, held: float) ->
     """After pause(s) (1 s when 2Chat said nothing), no slot is handed out for that long."""
     limiter = RateLimiter(RateLimit(6000, burst=100))
     await limiter.pause(seconds)
-    assert not limiter.take()
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(limiter.acquire(), held - 0.1)
 
@@ -80,7 +75,7 @@ async def test_a_pause_holds_every_caller(seconds: float | None, held: float) ->
 async def test_a_waiter_can_be_cancelled_and_the_next_one_served() -> None:
     """Cancelling a task waiting for a slot ends its wait; the queue carries on."""
     limiter = RateLimiter(RateLimit(600))
-    assert limiter.take()
+    await limiter.acquire()
     waiter = asyncio.create_task(limiter.acquire())
     await asyncio.sleep(0.02)
     waiter.cancel()
@@ -125,8 +120,8 @@ async def test_without_the_limiter_the_same_load_trips_the_budget() -> None:
 # -- a Limiter of one's own ---------------------------------------------------------------
 
 
-class CountingLimiter:
-    """A Limiter that grants every slot and records how it is used."""
+class CountingLimiter(Limiter):
+    """A Limiter that grants every slot and records how the session uses it."""
 
     def __init__(self) -> None:
         self.calls: list[Any] = []
@@ -137,27 +132,53 @@ class CountingLimiter:
     async def pause(self, seconds: float | None) -> None:
         self.calls.append(("pause", seconds))
 
+    def bind(self, api_key_digest: str, account_limit: Any) -> None:
+        self.calls.append(("bind", api_key_digest))
+
     async def aclose(self) -> None:
         self.calls.append("aclose")
 
 
-class FastLimiter(CountingLimiter):
-    """A CountingLimiter with the optional synchronous fast path."""
+class OnlyTwoMethods:
+    """Not a Limiter: it lacks bind() and aclose()."""
 
-    def __init__(self, free: bool) -> None:
-        super().__init__()
-        self.free = free
+    async def acquire(self) -> None:
+        """Grant at once."""
 
-    def take(self) -> bool:
-        self.calls.append("take")
-        return self.free
+    async def pause(self, seconds: float | None) -> None:
+        """Do nothing."""
 
 
-def test_a_limiter_is_anything_with_acquire_and_pause() -> None:
-    """Limiter is a runtime-checkable protocol: the in-process limiter and ours are ones."""
+class Inheriting(Limiter):
+    """A Limiter defining only the two methods it must; bind() and aclose() are inherited."""
+
+    async def acquire(self) -> None:
+        """Grant at once."""
+
+    async def pause(self, seconds: float | None) -> None:
+        """Do nothing."""
+
+
+def test_a_limiter_defines_the_four_methods_or_inherits_two() -> None:
+    """Limiter is runtime-checkable: ours, the in-process ones and a subclass are ones."""
     assert isinstance(CountingLimiter(), Limiter)
     assert isinstance(RateLimiter(RateLimit(60)), Limiter)
+    assert isinstance(Inheriting(), Limiter)
+    assert not isinstance(OnlyTwoMethods(), Limiter)
     assert not isinstance(RateLimit(60), Limiter)
+
+
+async def test_a_subclass_inherits_bind_and_aclose_that_do_nothing(fake: FakeTwoChat) -> None:
+    """A Limiter subclass with acquire() and pause() alone serves a session."""
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=Inheriting()) as chat:
+        await chat.did_types()
+    assert len(fake.requests) == 1
+
+
+def test_an_object_with_acquire_but_not_the_whole_interface_is_refused() -> None:
+    """Without bind() and aclose(), the session refuses it saying how to fix it."""
+    with pytest.raises(ValueError, match=r"subclass twochat_async\.Limiter"):
+        TwoChatSession(API_KEY, rate_limit=OnlyTwoMethods())  # type: ignore[arg-type]
 
 
 async def test_a_session_awaits_its_limiter_for_each_request_429_and_close(
@@ -171,19 +192,16 @@ async def test_a_session_awaits_its_limiter_for_each_request_429_and_close(
         await chat.regions("US")
         await chat.did_types()
     await chat.close()
-    assert limiter.calls == ["acquire", ("pause", 0.0), "acquire", "acquire", "aclose"]
+    digest = hashlib.sha256(API_KEY.encode()).hexdigest()
+    assert limiter.calls == [
+        ("bind", digest),
+        "acquire",
+        ("pause", 0.0),
+        "acquire",
+        "acquire",
+        "aclose",
+    ]
     assert len(fake.requests) == 3
-
-
-@pytest.mark.parametrize(("free", "expected"), [(True, ["take"]), (False, ["take", "acquire"])])
-async def test_a_limiters_fast_path_is_used_when_it_has_one(
-    fake: FakeTwoChat, free: bool, expected: list[str]
-) -> None:
-    """With a take() that grants the slot, acquire() is not awaited; otherwise it is."""
-    limiter = FastLimiter(free)
-    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limiter) as chat:
-        await chat.did_types()
-    assert [*expected, "aclose"] == limiter.calls
 
 
 # -- The in-process limiter holds the budget as 2Chat counts it: on its clock, after jitter ---

@@ -22,7 +22,6 @@ import sys
 import textwrap
 import time
 import traceback
-import types
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -48,7 +47,7 @@ from twochat_async import (
     TwoChatSession,
     UnprocessableEntityError,
 )
-from twochat_async._transport import MAX_RESPONSE_BYTES, _Slots
+from twochat_async._transport import MAX_RESPONSE_BYTES
 from twochat_async.testing import FakeGroup, FakeTwoChat, Reply
 
 # Long and varied, so that a 12-character piece of it cannot occur by chance.
@@ -540,18 +539,8 @@ async def test_every_request_carries_the_key_and_safe_options(
         ) == (False, False, False)
 
 
-@pytest.mark.parametrize("defaults", ["a dict", "not a dict"])
-async def test_our_own_pool_sends_each_header_once_over_http(
-    defaults: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The pool the session makes sends the same headers, each once, on GET and POST.
-
-    They go as aiohttp's own defaults, which it keeps in a dict; an aiohttp that kept them
-    otherwise (a future version) gets ours as the session's default headers instead.
-    """
-    if defaults == "not a dict":
-        kept = types.MappingProxyType(dict(aiohttp.ClientRequest.DEFAULT_HEADERS))
-        monkeypatch.setattr(aiohttp.ClientRequest, "DEFAULT_HEADERS", kept)
+async def test_our_own_pool_sends_each_header_once_over_http() -> None:
+    """The pool the session makes sends the same headers, each once, on GET and POST."""
     seen: list[tuple[str, CIMultiDictProxy[str]]] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -1378,55 +1367,3 @@ async def test_cli_honours_the_environment_proxy(fake: FakeTwoChat, no_env_proxi
             "--base-url", fake.base_url, "did-types", env={"HTTP_PROXY": proxy.url}
         )
     assert (code, proxy.plain) == (0, [f"GET {fake.base_url}/open/numbers/did-types"]), output
-
-
-# -- the pool's slots: taken at once while free, else handed over in order, never lost ---
-
-
-def test_free_slots_are_taken_without_waiting() -> None:
-    """take() succeeds as many times as there are slots, then says none is free."""
-    slots = _Slots(2)
-    assert [slots.take(), slots.take(), slots.take()] == [True, True, False]
-    slots.release()
-    assert slots.take() is True
-
-
-async def test_a_released_slot_goes_to_the_oldest_waiter() -> None:
-    """Waiters get slots first come, first served; take() finds none free meanwhile."""
-    slots = _Slots(1)
-    assert slots.take()
-    served: list[int] = []
-
-    async def waiter(index: int) -> None:
-        await slots.wait()
-        served.append(index)
-
-    tasks = [asyncio.create_task(waiter(i)) for i in range(3)]
-    await asyncio.sleep(0)
-    for _ in range(3):
-        slots.release()
-        assert slots.take() is False  # handed over, not freed
-        await asyncio.sleep(0)
-    await asyncio.gather(*tasks)
-    slots.release()
-    assert (served, slots.take()) == ([0, 1, 2], True)
-
-
-async def test_a_cancelled_waiter_is_skipped_and_its_slot_not_lost() -> None:
-    """A waiter cancelled before or after being handed a slot passes the slot on."""
-    slots = _Slots(1)
-    assert slots.take()
-    early = asyncio.create_task(slots.wait())
-    late = asyncio.create_task(slots.wait())
-    last = asyncio.create_task(slots.wait())
-    await asyncio.sleep(0)
-    early.cancel()  # cancelled while queued
-    await asyncio.sleep(0)
-    slots.release()  # skips `early`, hands the slot to `late`...
-    late.cancel()  # ...which is cancelled before it runs: it hands the slot on to `last`
-    with pytest.raises(asyncio.CancelledError):
-        await late
-    await last
-    slots.release()
-    assert slots.take() is True
-    assert slots.take() is False

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import pytest
 from conftest import envelope
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
@@ -38,7 +38,6 @@ from twochat_async import (
     TwoChatError,
     UnprocessableEntityError,
     _wire,
-    models,
 )
 
 GROUP = "abc-123"
@@ -281,22 +280,6 @@ def test_reservation_body_is_compact_utf8_json(
 ) -> None:
     """The body is compact UTF-8 JSON: group_id, then number when given, never "number": null."""
     assert expected == _wire.reservation_body(group_id, number)
-
-
-@given((st.text() | st.text(st.characters(max_codepoint=127))).filter(str.strip))
-@example('quote " backslash \\ newline \n nul \x00 del \x7f')
-@example("\u2028 \U0001f600")
-def test_reserve_body_is_what_the_encoder_writes(group_id: str) -> None:
-    """reserve()'s own body (no number) is byte for byte the one encode_json writes."""
-    try:
-        expected: bytes | str = _wire.encode_json({"group_id": group_id})
-    except ValueError:  # a lone surrogate
-        expected = "refused"
-    try:
-        body: bytes | str = _wire.reservation_body(group_id, None)
-    except ValueError:
-        body = "refused"
-    assert expected == body
 
 
 @pytest.mark.parametrize(
@@ -989,145 +972,3 @@ def test_backoff_is_exponential_with_full_jitter_up_to_8_seconds(attempt: int, c
     assert len(drawn) == 200
     assert all(0.0 <= wait <= cap for wait in drawn)
     assert max(drawn) > cap / 2
-
-
-# -- the fast path of reservation decoding, and the readers of JSON -------------------------
-
-RESERVATION_PATH = "$.data.reservation_details"
-GOOD = {
-    "uuid": "5c1b9d2e-8f4a-4c3b-9e6d-2a7f1b0c4d3e",
-    "number": "+12135551234",
-    "created_at": "2024-01-15T10:30:00Z",
-    "expires_at": "2024-01-15T11:30:00Z",
-}
-
-fast_timestamps = st.one_of(
-    st.datetimes(timezones=st.sampled_from([timezone.utc, None])).map(datetime.isoformat),
-    st.sampled_from(
-        [
-            "2024-01-15T10:30:00Z",
-            "2024-01-15T10:30:00.123456789+02:00",
-            "2024-01-15 10:30",
-            "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
-            "2024-13-01T00:00:00Z",
-            "yesterday",
-            "",
-        ]
-    ),
-)
-fast_values = st.one_of(
-    st.text(max_size=8), fast_timestamps, st.none(), st.integers(), st.booleans(), st.just([])
-)
-fields = st.sampled_from(["uuid", "number", "created_at", "expires_at", "group_id"])
-details = st.one_of(
-    st.dictionaries(fields, fast_values),
-    st.fixed_dictionaries({k: st.one_of(st.just(v), fast_values) for k, v in GOOD.items()}),
-    st.just(GOOD),
-    st.lists(st.integers(), max_size=2),
-    st.text(max_size=4),
-    st.none(),
-)
-givens = st.one_of(
-    st.just({}),
-    st.fixed_dictionaries({"group_id": st.text(max_size=4)}),
-    st.fixed_dictionaries({"number": st.text(max_size=4)}),
-    st.fixed_dictionaries({"group_id": st.just("g"), "number": st.just("+1")}),
-)
-
-
-def outcome(value: Any, extra: dict[str, Any], *, fast: bool) -> Any:
-    """What decoding the reservation at ``value`` gives: the record, or the error's text."""
-    payload = {"data": {"reservation_details": value}}
-    with pytest.MonkeyPatch.context() as patch:
-        if not fast:
-            patch.delitem(models.FAST_PATHS, Reservation)
-        try:
-            return _wire.decode(payload, RESERVATION_PATH, Reservation, status=201, **extra)
-        except InvalidResponseError as exc:
-            return ("error", str(exc), exc.status, exc.body)
-
-
-@given(details, givens)
-@example(GOOD, {"group_id": "abc-123"})
-@example({**GOOD, "created_at": 5}, {})
-@example({**GOOD, "group_id": 7}, {})
-@example({**GOOD, "expires_at": "0001-01-01T00:00:00+01:00"}, {})
-def test_fast_and_slow_reservation_decoding_agree(value: Any, extra: dict[str, Any]) -> None:
-    """Every answer decodes to the same record, or fails with the same message and path."""
-    assert outcome(value, extra, fast=False) == outcome(value, extra, fast=True)
-
-
-def test_the_fast_path_builds_the_usual_answer_itself() -> None:
-    """A valid answer is built by the fast path, not handed to the converter."""
-    record = models.fast_reservation(GOOD, {"group_id": "abc-123"})
-    created = datetime(2024, 1, 15, 10, 30, tzinfo=timezone.utc)
-    expires = datetime(2024, 1, 15, 11, 30, tzinfo=timezone.utc)
-    expected = Reservation(GOOD["uuid"], GOOD["number"], created, expires, "abc-123")
-    assert expected == record
-
-
-@pytest.mark.parametrize(
-    ("value", "extra"),
-    [
-        pytest.param({**GOOD, "uuid": 1}, {}, id="a field of the wrong type"),
-        pytest.param({k: v for k, v in GOOD.items() if k != "number"}, {}, id="a missing field"),
-        pytest.param({**GOOD, "created_at": "soon"}, {}, id="a bad timestamp"),
-        pytest.param({**GOOD, "group_id": 3}, {}, id="a group id of the wrong type"),
-        pytest.param(GOOD, {"number": "+1"}, id="a given field other than group_id"),
-        pytest.param([GOOD], {}, id="not an object"),
-    ],
-)
-def test_the_fast_path_leaves_any_doubt_to_the_converter(value: Any, extra: dict[str, Any]) -> None:
-    """Anything unusual gives None, so that the converter words the outcome."""
-    assert models.fast_reservation(value, extra) is None
-
-
-reader_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text()
-    | st.sampled_from([2**64, -(2**63) - 1, 10**30, 1e308, 5e-324]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
-    max_leaves=10,
-)
-reader_bodies = st.one_of(
-    reader_values.map(lambda v: json.dumps(v).encode()),
-    reader_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")),
-    reader_values.map(lambda v: json.dumps({"v": v}, ensure_ascii=False).encode("utf-16")),
-    st.binary(max_size=12),
-    st.sampled_from(
-        [
-            b'{"success": true}',
-            b'\xef\xbb\xbf{"a": 1}',
-            b'{"a": NaN, "b": Infinity}',
-            b'{"a": "\\ud800"}',
-            b'{"a": 12345678901234567890123}',
-            b'{"a": -9223372036854775809}',
-            b'{\x00"',
-            b"{",
-            b'{"a":',
-            b'{"a": [1, ',
-            b"",
-            b'{"a": 1, "a": 2}',
-            b'{"a": 1}\n  ',
-            b'{"a": 1} x',
-            b'{"a": 1}{}',
-        ]
-    ),
-)
-
-
-def loaded(loads: Any, body: bytes) -> Any:
-    """``loads(body)``'s value, or the kind of error ``parse`` would catch."""
-    try:
-        return ("value", repr(loads(body)))
-    except (ValueError, UnicodeDecodeError):
-        return "error"
-
-
-@given(reader_bodies)
-def test_the_reader_reads_what_json_loads_reads(body: bytes) -> None:
-    """Its fast path for an object gives json.loads' value, or fails where json.loads fails."""
-    assert loaded(json.loads, body) == loaded(_wire.loads, body)

@@ -1,15 +1,15 @@
-"""Client-side rate limiting: the interface a session's limiter meets, and the in-process one.
+"""Client-side rate limiting: the interface a session's limiter meets, and the in-process ones.
 
 A session asks its limiter for a slot before each request, and tells it about every 429.
 `RateLimiter` keeps its bucket in the process, shared by every task of one session. A
-limiter shared by several processes (kept in Redis, say) implements `Limiter` too: both
-of its methods are awaitable, as such a limiter talks to its store for each.
+limiter shared by several processes (kept in Redis, say) implements `Limiter` too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 from ._wire import DEFAULT_429_PAUSE, MAX_RETRY_AFTER
@@ -18,25 +18,45 @@ from .models import RateLimit
 # The public names of this module; the package exports them (see __init__.py).
 __all__ = ["Limiter"]
 
+#: How a limiter learns the account's own limit (``limits.requests_per_minute`` of
+#: ``GET /open/info``): awaited, it returns it. Concurrent callers share one request; after
+#: a failure the next call asks again. That request is not held back by the limiter.
+AccountLimit = Callable[[], Awaitable[RateLimit]]
+
 
 @runtime_checkable
 class Limiter(Protocol):
     """What a session needs of a rate limiter; pass one as ``rate_limit=``.
 
-    Optional methods are used when present: ``take() -> bool``, a synchronous fast
-    path that takes a free slot without a coroutine (``acquire()`` is awaited only when
-    it returns ``False``); ``async aclose()``, awaited when the session is closed;
-    ``bind(api_key_digest: str)``, called by the session with the SHA-256 hex digest of
-    its API key, for a limiter that keys a shared budget by it. A limiter whose
-    ``per_minute`` attribute is ``"account"`` is told the account's limit, read from
-    ``info()`` on first use, by ``adopt(limit: RateLimit)``, and used only after that.
+    A session calls exactly these four methods. Subclass `Limiter` to inherit the
+    defaults of `bind` and `aclose` (they do nothing), or define all four.
     """
+
+    __slots__ = ()
 
     async def acquire(self) -> None:
         """Wait until a request may be sent; cancellable, and counted against no timeout."""
 
     async def pause(self, seconds: float | None) -> None:
         """Hold every caller back after a 429, for ``seconds`` (``None``: 2Chat gave none)."""
+
+    def bind(self, api_key_digest: str, account_limit: AccountLimit) -> None:
+        """Called once, when the session is created.
+
+        Args:
+            api_key_digest: The SHA-256 hex digest of the session's API key, for a limiter
+                that keys a budget shared beyond the process by it.
+            account_limit: An async callable returning the account's own
+                [`RateLimit`][twochat_async.RateLimit] (read from ``GET /open/info``; callers
+                share one request, and a failed one is tried again by the next caller), for
+                a limiter that keeps to it. Await it from `acquire` only: its request is
+                not held back by the limiter.
+        """
+        return None
+
+    async def aclose(self) -> None:
+        """Release what the limiter holds; awaited when the session is closed."""
+        return None
 
 
 #: How much slower than the budget the limiters pace: 2Chat counts on its own clock, after
@@ -67,7 +87,7 @@ def pacing(limit: RateLimit) -> tuple[float, float]:
     return interval, (burst - 1) * interval
 
 
-class RateLimiter:
+class RateLimiter(Limiter):
     """Hands out request slots at a `RateLimit`, shared by every task of a session.
 
     As strict as 2Chat's count: at most ``per_minute`` requests in any 60 s, each slot
@@ -110,19 +130,6 @@ class RateLimiter:
         # would drift the pace below the budget); no more, or slots would bunch up.
         self._tat = max(self._tat, now - LATENESS) + self._interval
 
-    def take(self) -> bool:
-        """Take a slot if one is free now and nobody waits; return whether it did.
-
-        The hot path of a limit that is not reached: no coroutine, no lock.
-        """
-        if self._lock.locked():
-            return False
-        now = asyncio.get_running_loop().time()
-        if self._wait(now) > 0.0:
-            return False
-        self._grant(now)
-        return True
-
     async def acquire(self) -> None:
         """Wait for a slot; cancellable, and counted against no request timeout."""
         loop = asyncio.get_running_loop()
@@ -148,3 +155,61 @@ class RateLimiter:
 def pause_seconds(seconds: float | None) -> float:
     """Return how long a 429 with ``Retry-After: seconds`` pauses a limiter."""
     return DEFAULT_429_PAUSE if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+
+class _AccountLimiter(Limiter):
+    """``rate_limit="account"``: a `RateLimiter` at the account's own limit, read on first use."""
+
+    __slots__ = ("_account_limit", "_limiter")
+
+    def __init__(self) -> None:
+        self._limiter: RateLimiter | None = None
+        self._account_limit: AccountLimit | None = None
+
+    def bind(self, api_key_digest: str, account_limit: AccountLimit) -> None:
+        """Keep ``account_limit``, read by the first `acquire`."""
+        self._account_limit = account_limit
+
+    async def acquire(self) -> None:
+        """Wait for a slot of the account's budget, reading the budget first if needed."""
+        if self._limiter is None:
+            assert self._account_limit is not None, "bound by the session"
+            limit = await self._account_limit()
+            if self._limiter is None:  # another caller may have built it meanwhile
+                self._limiter = RateLimiter(limit)
+        await self._limiter.acquire()
+
+    async def pause(self, seconds: float | None) -> None:
+        """Hold every caller back after a 429 (before the budget is known: nothing to hold)."""
+        if self._limiter is not None:
+            await self._limiter.pause(seconds)
+
+
+class _SharedFetch:
+    """Turns ``fetch`` into an `AccountLimit`: one request for every concurrent caller.
+
+    The request runs in its own task, so a caller cancelled while waiting does not cancel
+    it for the others; a new one starts after a failure, or on another event loop.
+    """
+
+    __slots__ = ("_fetch", "_task")
+
+    def __init__(self, fetch: AccountLimit) -> None:
+        self._fetch = fetch
+        self._task: asyncio.Task[RateLimit] | None = None
+
+    async def __call__(self) -> RateLimit:
+        """Return the account's limit, sharing a request already in flight."""
+        task, loop = self._task, asyncio.get_running_loop()
+        if task is None or task.get_loop() is not loop or _failed(task):
+            task = self._task = loop.create_task(self._coroutine())
+            # Read here too: a failure nobody waits for any more is not "never retrieved".
+            task.add_done_callback(_failed)
+        return await asyncio.shield(task)
+
+    async def _coroutine(self) -> RateLimit:
+        return await self._fetch()
+
+
+def _failed(task: asyncio.Task[RateLimit]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import hashlib
 import os
 from collections.abc import Mapping
 from ssl import SSLContext
@@ -11,11 +11,10 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from . import _wire
 from ._hold import Hold
-from ._limit import Limiter, RateLimiter
+from ._limit import Limiter, RateLimiter, _AccountLimiter, _SharedFetch
 from ._transport import DEFAULT_USER_AGENT, Network, Transport
 from .models import (
     AccountInfo,
@@ -28,14 +27,13 @@ from .models import (
     RateLimit,
     Region,
     Reservation,
-    finite,
     shown,
 )
 
 # The public names of this module; the package exports them (see __init__.py).
 __all__ = ["TwoChatSession"]
 
-DEFAULT_BASE_URL = "https://api.p.2chat.io"
+DEFAULT_BASE_URL = _wire.DEFAULT_BASE_URL
 API_KEY_ENV = "TWOCHAT_API_KEY"
 BASE_URL_ENV = "TWOCHAT_BASE_URL"
 
@@ -117,7 +115,7 @@ class TwoChatSession:
             argument is invalid (each is checked here, before any request).
     """
 
-    __slots__ = ("_base_url", "_transport")
+    __slots__ = ("_base_url", "_limiter", "_transport")
 
     def __init__(
         self,
@@ -142,37 +140,37 @@ class TwoChatSession:
             )
         if not isinstance(key, str) or key != key.strip() or not key.isprintable():
             # The message never quotes the key: it is a secret.
-            raise ValueError("api_key must be a string without spaces or control characters.")
-        _check_flag(allow_insecure_http, "allow_insecure_http")
-        if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
-            raise ValueError(
-                f"http_session must be an aiohttp.ClientSession or None, got {shown(http_session)}"
+            raise _wire.ArgumentError(
+                "api_key", "must be a string without spaces or control characters."
             )
-        if http_session is not None and (proxy is not None or ssl is not None or not trust_env):
-            raise ValueError(
-                "proxy, trust_env=False and ssl apply to the pool TwoChatSession creates, not "
-                "to a borrowed http_session: set them on that aiohttp.ClientSession instead."
-            )
-        self._base_url = _check_base_url(
+        _wire.check_flag(allow_insecure_http, "allow_insecure_http")
+        _wire.check_http_session(http_session, mine=(proxy, ssl, not trust_env))
+        self._base_url = _wire.check_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, allow_insecure_http
         )
+        self._limiter = _limiter(rate_limit)
         self._transport = Transport(
             api_key=key,
             base_url=self._base_url,
-            timeout=_check_timeout(timeout),
+            timeout=_wire.check_timeout(timeout),
             http_session=http_session,
-            max_connections=_check_count(max_connections, "max_connections", minimum=1),
-            user_agent=DEFAULT_USER_AGENT if user_agent is None else _check_user_agent(user_agent),
-            max_retries=_check_count(
+            max_connections=_wire.check_count(max_connections, "max_connections", minimum=1),
+            user_agent=DEFAULT_USER_AGENT
+            if user_agent is None
+            else _wire.check_user_agent(user_agent),
+            max_retries=_wire.check_count(
                 max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES_LIMIT
             ),
-            limiter=_limiter(rate_limit),
+            limiter=self._limiter,
             network=Network(
-                proxy=_check_proxy(proxy),
-                trust_env=_check_flag(trust_env, "trust_env"),
-                ssl=_check_ssl(ssl),
+                proxy=_wire.check_proxy(proxy),
+                trust_env=_wire.check_flag(trust_env, "trust_env"),
+                ssl=_wire.check_ssl(ssl),
             ),
         )
+        if self._limiter is not None:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            self._limiter.bind(digest, _SharedFetch(self._account_limit))
 
     @property
     def base_url(self) -> str:
@@ -209,7 +207,13 @@ class TwoChatSession:
 
         Calling it again does nothing.
         """
-        await self._transport.close()
+        if self._transport.closed:
+            return
+        try:
+            await self._transport.close()
+        finally:
+            if self._limiter is not None:
+                await self._limiter.aclose()
 
     async def reserve(self, group_id: str, number: str | None = None) -> Reservation:
         """Reserve a number of a group, to purchase or cancel before it expires.
@@ -433,6 +437,11 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _INFO)
         return _wire.decode(payload, "$", AccountInfo, status=status)
 
+    async def _account_limit(self) -> RateLimit:
+        """Read the account's rate limit (``rate_limit="account"``), past the limiter."""
+        status, payload = await self._transport.request("GET", _INFO, limited=False)
+        return RateLimit(_wire.decode_account_limit(payload, status=status))
+
     def hold(self, group_id: str, number: str | None = None) -> Hold:
         """Reserve a number for the length of an ``async with`` block.
 
@@ -461,117 +470,15 @@ class TwoChatSession:
         return Hold(self, group_id, number)
 
 
-def _limiter(rate_limit: object) -> Limiter | Literal["account"] | None:
+def _limiter(rate_limit: object) -> Limiter | None:
     """Return the limiter ``rate_limit`` asks for (see `TwoChatSession`)."""
     if rate_limit is None or isinstance(rate_limit, Limiter):
         return rate_limit
     if rate_limit == "account":
-        return "account"
+        return _AccountLimiter()
+    if callable(getattr(rate_limit, "acquire", None)):
+        raise ValueError(
+            f"rate_limit {shown(rate_limit)} lacks bind() or aclose(): subclass "
+            "twochat_async.Limiter, which supplies both, or define all of its methods."
+        )
     return RateLimiter(RateLimit.of(rate_limit))
-
-
-def _check_base_url(value: object, allow_insecure_http: bool) -> str:
-    if not isinstance(value, str) or not value.isprintable() or " " in value:
-        raise ValueError(
-            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, without spaces or "
-            f"control characters; got {shown(value)}"
-        )
-    try:
-        url = URL(value)
-        host = url.host
-    except ValueError:  # yarl's own (UnicodeError included): a bad IPv6 literal, a bad IDN
-        host = None
-    if host is None or url.scheme not in ("http", "https"):
-        raise ValueError(
-            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {value!r}"
-        )
-    if url.query_string or url.fragment or url.user or url.password:
-        raise ValueError("base_url must not carry credentials, a query or a fragment.")
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(host):
-        raise ValueError(
-            f"base_url {value!r} is plain http to another machine: the API key would cross "
-            "the network in clear text. Use https, or pass allow_insecure_http=True."
-        )
-    return str(url).rstrip("/")
-
-
-def _check_flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {shown(value)}")
-    return value
-
-
-def _check_proxy(value: object) -> URL | None:
-    """Return the proxy URL, or raise ``ValueError`` without quoting its credentials."""
-    if value is None:
-        return None
-    try:
-        url = URL(value) if isinstance(value, str) and value.isprintable() else None
-        host = None if url is None else url.host
-    except ValueError:  # yarl's own: a bad port, IPv6 literal or IDN
-        url = host = None
-    if url is None or host is None or url.scheme != "http" or url.path not in ("", "/"):
-        got = "a URL with credentials (not shown)" if "@" in str(value) else shown(value)
-        raise ValueError(
-            "proxy must be an http:// URL such as 'http://proxy.example:3128', with "
-            f"credentials in it if the proxy needs them; got {got}"
-        )
-    return url
-
-
-def _check_ssl(value: object) -> SSLContext | None:
-    if value is None or isinstance(value, SSLContext):
-        return value
-    raise ValueError(
-        "ssl must be an ssl.SSLContext (e.g. ssl.create_default_context(cafile=...)) or None; "
-        f"got {shown(value)}. TLS verification cannot be turned off: give a context that "
-        "trusts your proxy's or server's certificate authority instead."
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_count(value: int, name: str, *, minimum: int, maximum: int | None = None) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        span = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{name} must be an int {span}, got {shown(value)}")
-    return value
-
-
-def _check_seconds(value: object, name: str) -> float:
-    seconds = finite(value)
-    if seconds is None or seconds <= 0:
-        raise ValueError(f"{name} must be a finite, positive number of seconds, got {shown(value)}")
-    return seconds
-
-
-def _check_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    if isinstance(value, aiohttp.ClientTimeout):
-        for field in ("total", "connect", "sock_read", "sock_connect"):
-            seconds = getattr(value, field)
-            if seconds is not None:
-                _check_seconds(seconds, f"timeout.{field}")
-        return value
-    return aiohttp.ClientTimeout(total=_check_seconds(value, "timeout"))
-
-
-def _check_user_agent(value: object) -> str:
-    # Printable ASCII only: a header carries bytes, and a CR/LF would split it (injection).
-    if isinstance(value, str) and value.strip() and value.isascii() and value.isprintable():
-        return value
-    raise ValueError(
-        "user_agent must be printable ASCII text without CR/LF or control characters, "
-        f"such as 'my-app/1.0'; got {shown(value)}"
-    )

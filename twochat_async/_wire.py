@@ -7,18 +7,22 @@ plain function of its inputs, so it is tested with plain calls.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
+from ssl import SSLContext
 from typing import Any, TypeVar, get_args
 
+import aiohttp
 import cattrs
 from cattrs.v import format_exception
+from yarl import URL
 
 from .errors import (
     APIConnectionError,
@@ -34,13 +38,44 @@ from .errors import (
     ServerError,
     UnprocessableEntityError,
 )
-from .models import FAST_PATHS, SNIPPET_CHARS, DidTypeName, converter, finite, shown
+from .models import SNIPPET_CHARS, DidTypeName, converter, finite, shown
 
 T = TypeVar("T")
+
+#: Where requests go unless ``base_url`` or ``TWOCHAT_BASE_URL`` says otherwise.
+DEFAULT_BASE_URL = "https://api.p.2chat.io"
 
 # -- arguments ----------------------------------------------------------------------------
 # Each check returns the value to send, or raises ValueError naming the argument. Those of
 # optional arguments pass None (not given) through.
+
+
+class ArgumentError(ValueError):
+    """A bad argument: a ``ValueError`` that keeps the argument's name apart from the problem.
+
+    ``str()`` names arguments as Python does; the command line names them as options.
+    """
+
+    def __init__(self, argument: str, problem: str, allowed_by: str | None = None) -> None:
+        super().__init__(argument, problem, allowed_by)
+        #: The argument's Python name (``base_url``).
+        self.argument = argument
+        #: What is wrong with it, after its name.
+        self.problem = problem
+        #: The flag that allows what was refused (``allow_insecure_http``), if one does.
+        self.allowed_by = allowed_by
+
+    def __str__(self) -> str:
+        return self.words({})
+
+    def words(self, names: Mapping[str, str]) -> str:
+        """Return the message with each argument called by its name in ``names``, if there."""
+        text = f"{names.get(self.argument, self.argument)} {self.problem}"
+        if self.allowed_by is not None:
+            flag = names.get(self.allowed_by, f"{self.allowed_by}=True")
+            text += f" Pass {flag} to allow it."
+        return text
+
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
@@ -58,9 +93,10 @@ def check_utf8(value: str, name: str) -> str:
         try:
             value.encode()
         except UnicodeEncodeError:
-            raise ValueError(
-                f"{name} must be valid Unicode text, but it holds a lone surrogate "
-                f"(from bytes decoded with errors='surrogateescape'?): {shown(value)}"
+            raise ArgumentError(
+                name,
+                f"must be valid Unicode text, but it holds a lone surrogate "
+                f"(from bytes decoded with errors='surrogateescape'?): {shown(value)}",
             ) from None
     return value
 
@@ -68,7 +104,7 @@ def check_utf8(value: str, name: str) -> str:
 def check_id(value: object, name: str) -> str:
     """Return ``value`` if it is a non-blank string of valid text, else raise ``ValueError``."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {shown(value)}")
+        raise ArgumentError(name, f"must be a non-empty string, got {shown(value)}")
     return check_utf8(value, name)
 
 
@@ -94,9 +130,10 @@ def check_path_segment(value: object, name: str) -> str:
         or not value.isprintable()  # control characters, lone surrogates, whitespace but " "
         or any(char in value for char in " /\\")
     ):
-        raise ValueError(
-            f"{name} must be an id such as 'a1b2c3d4-...': not empty, '.' or '..', and "
-            f"without '/', '\\', whitespace or control characters; got {shown(value)}"
+        raise ArgumentError(
+            name,
+            f"must be an id such as 'a1b2c3d4-...': not empty, '.' or '..', and "
+            f"without '/', '\\', whitespace or control characters; got {shown(value)}",
         )
     return value
 
@@ -106,9 +143,10 @@ def check_number(value: object, name: str = "number") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or _E164.fullmatch(value) is None:
-        raise ValueError(
-            f"{name} must be an E.164 phone number: '+', then 2 to 15 digits not starting "
-            f"with 0, e.g. '+12135551234'; got {value!r}"
+        raise ArgumentError(
+            name,
+            f"must be an E.164 phone number: '+', then 2 to 15 digits not starting "
+            f"with 0, e.g. '+12135551234'; got {value!r}",
         )
     return value
 
@@ -116,7 +154,9 @@ def check_number(value: object, name: str = "number") -> str | None:
 def check_country(value: object) -> str:
     """Return an ISO 3166 alpha-2 country code in upper case, else raise ``ValueError``."""
     if not isinstance(value, str) or len(value) != 2 or not value.isascii() or not value.isalpha():
-        raise ValueError(f"country must be an ISO 3166 alpha-2 code such as 'US', got {value!r}")
+        raise ArgumentError(
+            "country", f"must be an ISO 3166 alpha-2 code such as 'US', got {value!r}"
+        )
     return value.upper()
 
 
@@ -129,7 +169,7 @@ def check_int_id(value: object, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int id, got {value!r}")
+        raise ArgumentError(name, f"must be a non-negative int id, got {value!r}")
     return value
 
 
@@ -142,7 +182,9 @@ def check_did_type(value: object) -> str | None:
     if value is None:
         return None
     if value not in DID_TYPES:
-        raise ValueError(f"did_type must be one of {', '.join(sorted(DID_TYPES))}; got {value!r}")
+        raise ArgumentError(
+            "did_type", f"must be one of {', '.join(sorted(DID_TYPES))}; got {value!r}"
+        )
     return str(value)
 
 
@@ -151,7 +193,7 @@ def check_digits(value: object, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 15:
-        raise ValueError(f"{name} must be 1 to 15 digits such as '555', got {value!r}")
+        raise ArgumentError(name, f"must be 1 to 15 digits such as '555', got {value!r}")
     return value
 
 
@@ -159,6 +201,148 @@ def check_reservation(group_id: object, number: object) -> None:
     """Check the arguments of a reservation or purchase, else raise ``ValueError``."""
     check_id(group_id, "group_id")
     check_number(number)
+
+
+def check_base_url(value: object, allow_insecure_http: bool) -> str:
+    """Return the base URL without a trailing slash; plain http only to this machine."""
+    if not isinstance(value, str) or not value.isprintable() or " " in value:
+        raise ArgumentError(
+            "base_url",
+            f"must be an http(s) URL such as {DEFAULT_BASE_URL!r}, without spaces or "
+            f"control characters; got {shown(value)}",
+        )
+    try:
+        url = URL(value)
+        host = url.host
+    except ValueError:  # yarl's own (UnicodeError included): a bad IPv6 literal, a bad IDN
+        host = None
+    if host is None or url.scheme not in ("http", "https"):
+        raise ArgumentError(
+            "base_url", f"must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {value!r}"
+        )
+    if url.query_string or url.fragment or url.user or url.password:
+        raise ArgumentError("base_url", "must not carry credentials, a query or a fragment.")
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback(host):
+        raise ArgumentError(
+            "base_url",
+            f"{value!r} is plain http to another machine: the API key would cross the "
+            "network in clear text. Use https.",
+            allowed_by="allow_insecure_http",
+        )
+    return str(url).rstrip("/")
+
+
+def check_flag(value: object, name: str) -> bool:
+    """Return ``value`` if it is a bool, else raise ``ValueError``."""
+    if not isinstance(value, bool):
+        raise ArgumentError(name, f"must be True or False, got {shown(value)}")
+    return value
+
+
+def check_http_session(value: object, *, mine: tuple[object, ...]) -> None:
+    """Check a borrowed ``http_session``; ``mine``: the pool options that exclude one.
+
+    Raises:
+        ValueError: It is not an ``aiohttp.ClientSession``, or a pool option is given.
+    """
+    if value is None:
+        return
+    if not isinstance(value, aiohttp.ClientSession):
+        raise ArgumentError(
+            "http_session", f"must be an aiohttp.ClientSession or None, got {shown(value)}"
+        )
+    if any(option not in (None, False) for option in mine):
+        raise ValueError(
+            "proxy, trust_env=False and ssl apply to the pool TwoChatSession creates, not "
+            "to a borrowed http_session: set them on that aiohttp.ClientSession instead."
+        )
+
+
+def check_proxy(value: object) -> URL | None:
+    """Return the proxy URL, or raise ``ValueError`` without quoting its credentials."""
+    if value is None:
+        return None
+    try:
+        url = URL(value) if isinstance(value, str) and value.isprintable() else None
+        host = None if url is None else url.host
+    except ValueError:  # yarl's own: a bad port, IPv6 literal or IDN
+        url = host = None
+    if url is None or host is None or url.scheme != "http" or url.path not in ("", "/"):
+        got = "a URL with credentials (not shown)" if "@" in str(value) else shown(value)
+        raise ArgumentError(
+            "proxy",
+            "must be an http:// URL such as 'http://proxy.example:3128', with "
+            f"credentials in it if the proxy needs them; got {got}",
+        )
+    return url
+
+
+def check_ssl(value: object) -> SSLContext | None:
+    """Return ``value`` if it is ``None`` or an ``ssl.SSLContext``, else raise ``ValueError``."""
+    if value is None or isinstance(value, SSLContext):
+        return value
+    raise ArgumentError(
+        "ssl",
+        "must be an ssl.SSLContext (e.g. ssl.create_default_context(cafile=...)) or None; "
+        f"got {shown(value)}. TLS verification cannot be turned off: give a context that "
+        "trusts your proxy's or server's certificate authority instead.",
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether ``host`` names this machine."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_count(value: int, name: str, *, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an int within bounds (not a bool), else raise ``ValueError``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        span = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ArgumentError(name, f"must be an int {span}, got {shown(value)}")
+    return value
+
+
+def check_seconds(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is finite and positive, else raise ``ValueError``."""
+    seconds = finite(value)
+    if seconds is None or seconds <= 0:
+        raise ArgumentError(
+            name, f"must be a finite, positive number of seconds, got {shown(value)}"
+        )
+    return seconds
+
+
+def check_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """Return the timeout as an ``aiohttp.ClientTimeout`` whose fields are each valid."""
+    if isinstance(value, aiohttp.ClientTimeout):
+        for field in ("total", "connect", "sock_read", "sock_connect"):
+            seconds = getattr(value, field)
+            if seconds is not None:
+                check_seconds(seconds, f"timeout.{field}")
+        return value
+    return aiohttp.ClientTimeout(total=check_seconds(value, "timeout"))
+
+
+def check_user_agent(value: object) -> str:
+    """Return ``value`` if it can be sent as a header, else raise ``ValueError``."""
+    # Printable ASCII only: a header carries bytes, and a CR/LF would split it (injection).
+    if isinstance(value, str) and value.strip() and value.isascii() and value.isprintable():
+        return value
+    raise ArgumentError(
+        "user_agent",
+        "must be printable ASCII text without CR/LF or control characters, "
+        f"such as 'my-app/1.0'; got {shown(value)}",
+    )
 
 
 # -- bodies -------------------------------------------------------------------------------
@@ -178,8 +362,6 @@ def query(**params: str | int | None) -> dict[str, str]:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-#: How that encoder writes a string (non-ASCII kept, as ``ensure_ascii=False`` does).
-_encode_string = json.encoder.encode_basestring
 
 
 def encode_json(body: Mapping[str, Any]) -> bytes:
@@ -200,11 +382,6 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
 
 def reservation_body(group_id: str, number: str | None) -> bytes:
     """Build the JSON body of a reservation or purchase; ``number`` only when given."""
-    if number is None and type(group_id) is str and group_id.isascii() and group_id.strip():
-        # The body of every reserve(), with an id check_reservation would pass, written as
-        # `encode_json` writes it (json's own string encoder, which JSONEncoder uses) in a
-        # fraction of the time.
-        return ('{"group_id":' + _encode_string(group_id) + "}").encode()
     check_reservation(group_id, number)
     body = {"group_id": group_id} if number is None else {"group_id": group_id, "number": number}
     return encode_json(body)
@@ -228,35 +405,6 @@ def describe_status(status: int) -> str:
         return str(status)
 
 
-def loads(body: bytes) -> Any:
-    """``json.loads(body)``, skipping its encoding detection when the answer is an object.
-
-    A body starting ``{`` then a non-zero byte is UTF-8 to ``json.loads``; decoded here
-    (strictly: its own decoding would let encoded surrogates through, so those go to it).
-    """
-    if body[:1] == b"{" and body[1:2] != b"\x00":
-        try:
-            text = body.decode()
-        except UnicodeDecodeError:
-            pass
-        else:
-            # The scanner json.loads ends in, without its layers and the two whitespace
-            # scans around the document. It raises json's JSONDecodeError, or at a value
-            # cut short StopIteration, which json.loads words as "Expecting value". Anything
-            # after the object goes to json.loads too: trailing whitespace, which it
-            # allows, and what it refuses in its own words.
-            try:
-                value, end = _SCAN(text, 0)
-            except StopIteration:
-                return json.loads(text)
-            return value if end == len(text) else json.loads(text)
-    return json.loads(body)
-
-
-#: json's C scanner of one value, as its decoder is built with (``raw_decode`` calls it).
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
 def parse(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """Read a 2Chat answer: the JSON object of a success, or raise its error.
 
@@ -265,7 +413,7 @@ def parse(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any
         InvalidResponseError: A success whose body is not a JSON object.
     """
     try:
-        payload: Any = loads(body)
+        payload: Any = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         payload = None
         if 200 <= status < 300:
@@ -410,11 +558,6 @@ def decode(
             the wrong type.
     """
     value = _at(payload, path, status)
-    fast = FAST_PATHS.get(cls)
-    if fast is not None:
-        record: T | None = fast(value, given)
-        if record is not None:
-            return record
     if given and isinstance(value, dict):
         value = {**value, **given}
     try:

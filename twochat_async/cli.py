@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
+import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 import attrs
 
-from ._session import TwoChatSession
+from ._session import API_KEY_ENV, TwoChatSession
 from ._version import __version__
+from ._wire import ArgumentError
 from .errors import TwoChatError
 from .models import Purchase, Reservation
 
@@ -301,43 +302,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The session's wording of its settings, and how the command line spells them.
-_SHELL_WORDS = (
-    (
-        re.compile(r"pass api_key=\.\.\. or set the (\w+) environment variable\."),
-        r"set the \1 environment variable (or try --fake, which needs none).",
-    ),
-    (re.compile(r"^api_key\b"), "TWOCHAT_API_KEY"),
-    (re.compile(r"^base_url\b"), "--base-url (or TWOCHAT_BASE_URL)"),
-    (re.compile(r"pass allow_insecure_http=True"), "pass --allow-insecure-http"),
-    (re.compile(r"^(proxy|timeout)\b"), r"--\1"),
-    # In the advice of connection errors:
-    (re.compile(r"([Cc]heck) base_url"), r"\1 --base-url"),
-    (re.compile(r"\(proxy=, "), "(--proxy, "),
-)
-
-
-def _shell_words(message: str) -> str:
-    """Return a message of the session in the command line's words (options, variables)."""
-    for python, shell in _SHELL_WORDS:
-        message = python.sub(shell, message)
-    return message
+#: How the command line spells the arguments an `ArgumentError` names.
+_OPTION_NAMES = {
+    "api_key": "TWOCHAT_API_KEY",
+    "base_url": "--base-url (or TWOCHAT_BASE_URL)",
+    "timeout": "--timeout",
+    "proxy": "--proxy",
+    "allow_insecure_http": "--allow-insecure-http",
+    "country": "COUNTRY",
+    "group_id": "GROUP_ID",
+    "number": "--number",
+    "number_contains": "--contains",
+    "region_id": "--region-id",
+    "city_id": "--city-id",
+    "city_name_or_prefix": "--city",
+    "did_type": "--did-type",
+    "reservation uuid": "UUID",
+}
 
 
 def _session(args: argparse.Namespace, api_key: str | None, base_url: str | None) -> TwoChatSession:
-    """Return the session the options ask for, its errors in the command line's words."""
-    try:
-        return TwoChatSession(
-            api_key,
-            base_url=base_url,
-            timeout=args.timeout,
-            proxy=args.proxy,
-            # The fake is in this process: the environment's proxies are not for it.
-            trust_env=not args.fake,
-            allow_insecure_http=args.allow_insecure_http,
+    """Return the session the options ask for."""
+    if api_key is None and not os.environ.get(API_KEY_ENV):
+        raise ValueError(
+            f"No 2Chat API key: set the {API_KEY_ENV} environment variable "
+            "(or try --fake, which needs none)."
         )
-    except ValueError as exc:
-        raise ValueError(_shell_words(str(exc))) from None
+    return TwoChatSession(
+        api_key,
+        base_url=base_url,
+        timeout=args.timeout,
+        proxy=args.proxy,
+        # The fake is in this process: the environment's proxies are not for it.
+        trust_env=not args.fake,
+        allow_insecure_http=args.allow_insecure_http,
+    )
 
 
 async def run(args: argparse.Namespace, out: TextIO) -> None:
@@ -397,10 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(run(args, sys.stdout))
     except ValueError as exc:
-        print(f"twochat: error: {exc}", file=sys.stderr)
+        text = exc.words(_OPTION_NAMES) if isinstance(exc, ArgumentError) else str(exc)
+        print(f"twochat: error: {text}", file=sys.stderr)
         return 2
     except TwoChatError as exc:
-        print(f"twochat: {type(exc).__name__}: {_shell_words(str(exc))}", file=sys.stderr)
+        print(f"twochat: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("twochat: interrupted", file=sys.stderr)

@@ -29,8 +29,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from ._limit import LATENESS, RateLimiter, pacing, pause_seconds
-from ._transport import _aclose, _closed_with_loop
+from ._limit import LATENESS, AccountLimit, Limiter, RateLimiter, pacing, pause_seconds
+from ._loops import close_guard, close_with_loop
 from .errors import TwoChatError
 from .models import RateLimit
 
@@ -84,7 +84,7 @@ return {slot - now, slot, tat}
 """
 
 
-class RedisRateLimit:
+class RedisRateLimit(Limiter):
     """A rate limiter kept in Redis: one budget shared by every process using an API key.
 
     Pass it as ``TwoChatSession(rate_limit=...)``. Sessions with the same API key (and
@@ -136,19 +136,22 @@ class RedisRateLimit:
         self._owned: dict[asyncio.AbstractEventLoop, tuple[Redis, AsyncGenerator[None, None]]] = {}
         self._script: AsyncScript | None = None
         self._key: str | None = None
+        self._account_limit: AccountLimit | None = None
         self._local: RateLimiter | None = None
         self._interval = self._tolerance = 0
         self._late = LATENESS
         self._fallback_until = -math.inf
         self._outage = False
         if per_minute != "account":
-            self.adopt(RateLimit(per_minute, burst))
+            self._adopt(RateLimit(per_minute, burst))
 
     def __repr__(self) -> str:
         return f"<RedisRateLimit per_minute={self.per_minute!r} name={self._name!r}>"
 
-    def bind(self, api_key_digest: str) -> None:
+    def bind(self, api_key_digest: str, account_limit: AccountLimit) -> None:
         """Take the budget of an API key, given as its SHA-256 hex digest (the session does).
+
+        ``per_minute="account"`` reads the rate from ``account_limit`` on first use.
 
         Raises:
             ValueError: Already bound to another API key: use one per key.
@@ -158,11 +161,11 @@ class RedisRateLimit:
         if self._key is not None and self._key != key:
             raise ValueError("This RedisRateLimit serves another API key; use one per API key.")
         self._key = key
+        self._account_limit = account_limit
 
-    def adopt(self, limit: RateLimit) -> None:
-        """Use ``limit`` (``per_minute="account"``: the session passes the account's)."""
-        if self.per_minute == "account":
-            limit = RateLimit(limit.per_minute, self._burst)
+    def _adopt(self, limit: RateLimit) -> None:
+        """Pace at ``limit`` (with our own burst)."""
+        limit = RateLimit(limit.per_minute, self._burst)
         interval, tolerance = pacing(limit)
         self._interval, self._tolerance = round(interval * 1e6), round(tolerance * 1e6)
         self._late = max(interval / 2, LATENESS)
@@ -174,6 +177,12 @@ class RedisRateLimit:
         Raises:
             TwoChatError: Redis failed and ``on_error="raise"``; nothing was sent.
         """
+        if self._local is None:
+            if self._account_limit is None:
+                raise _unbound()
+            limit = await self._account_limit()
+            if self._local is None:  # another caller may have adopted it meanwhile
+                self._adopt(limit)
         if time.monotonic() < self._fallback_until:
             return await self._fallback()
         try:
@@ -214,10 +223,7 @@ class RedisRateLimit:
         """Close the Redis client built from the URL; a borrowed one is left open."""
         owned, self._owned = self._owned, {}
         for loop, (_, guard) in owned.items():
-            if loop is asyncio.get_running_loop():
-                await guard.aclose()
-            elif not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(_aclose(guard), loop)
+            await close_guard(guard, loop)
 
     def _client(self) -> Redis:
         if self._redis is not None:
@@ -236,17 +242,12 @@ class RedisRateLimit:
             socket_timeout=REDIS_TIMEOUT,
             retry=Retry(NoBackoff(), 0),
         )
-        guard = _closed_with_loop(client.aclose)
-        with contextlib.suppress(StopIteration):
-            guard.asend(None).send(None)  # started here: registered with this loop
-        self._owned[loop] = (client, guard)
+        self._owned[loop] = (client, close_with_loop(client.aclose))
         return client
 
     async def _run(self, mode: str, arg: int) -> tuple[int, int, int]:
         if self._key is None or self._local is None:
-            raise TwoChatError(
-                "RedisRateLimit is used outside a TwoChatSession; pass it as rate_limit=."
-            )
+            raise _unbound()
         client = self._client()
         if self._script is None:
             self._script = client.register_script(_SCRIPT)  # run by its SHA-1 after once
@@ -279,5 +280,8 @@ class RedisRateLimit:
     async def _fallback(self) -> None:
         local = self._local
         assert local is not None  # set with the rate, before any Redis call
-        if not local.take():
-            await local.acquire()
+        await local.acquire()
+
+
+def _unbound() -> TwoChatError:
+    return TwoChatError("RedisRateLimit is used outside a TwoChatSession; pass it as rate_limit=.")
