@@ -1,8 +1,6 @@
-"""Benchmarks of twochat-async beside raw aiohttp, httpx and requests.
+"""A benchmark of what users of twochat-async feel: ``python -m benchmarks``.
 
-Run from the repository root: ``python -m benchmarks.run`` (see :mod:`benchmarks.run`).
-The modules, in the order a run uses them: ``run`` (the command and its two sizes),
-``server`` (the canned HTTP server), ``measure`` (worker processes, medians, ratios),
-``clients`` (the clients compared, and the worker that times one), ``imports`` (import
-time), ``report`` (targets and the printed table); ``profile`` profiles one client.
+One module per section (``budget`` also holds ``purchase``; ``memory``, ``startup``,
+``cpu``), ``servers`` (the 2Chat stand-in, nginx, redis-server), ``common`` (child
+processes, statistics); ``__main__`` is the command. Method: docs/performance.md.
 """

@@ -1,195 +1,207 @@
-"""The benchmark harness runs end to end in ``--quick`` mode; its numbers are never checked."""
+"""The benchmark (python -m benchmarks) runs each section at tiny sizes and counts honestly.
+
+Numbers are checked for structure and consistency only, never against time bounds: the
+suite must pass with both cores busy.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed; it sits beside tests/
 
-TOP_LEVEL = {
-    "meta",
-    "clients",
-    "ratios",
-    "ratio_quartiles",
-    "resilience",
-    "scaling",
-    "rss",
-    "import_time",
-    "server",
-    "targets",
-    "nginx",
-    "budget",
-    "separate_ratios",
-    "interleaving",
-}
-RATIOS = {
-    "sdk_over_aiohttp_cpu_c1",
-    "sdk_over_aiohttp_cpu_c64",
-    "sdk_over_aiohttp_calls_c1",
-    "sdk_over_aiohttp_calls_c64",
-    "sdk_over_httpx_calls_c64",
-}
-NGINX_RATIOS = {
-    "nginx_sdk_over_aiohttp_cpu_c1",
-    "nginx_sdk_over_aiohttp_cpu_c64",
-    "nginx_sdk_over_aiohttp_calls_c1",
-    "nginx_sdk_over_aiohttp_calls_c64",
-}
-TARGETS = (
-    RATIOS
-    | NGINX_RATIOS
-    | {
-        "rss_per_call_ratio",
-        "budget_429s",
-        "budget_extra_requests",
-        "budget_shared_429s",
-        "budget_shared_extra_requests",
-        "import_ratio",
-        "import_first_use_ratio",
-        "scaling_max_over_min",
-        "resilience_on_over_off_cpu_c1",
-        "resilience_on_over_off_cpu_c64",
-    }
-)
-TABLE_LINES = (
-    "twochat_async reserve()",
-    "raw aiohttp",
-    "httpx.AsyncClient",
-    "requests.Session",
-    "faults/call",
-    "SDK / aiohttp, CPU/call, conc 64",
-    "nginx: SDK / aiohttp, CPU, conc 1",
-    "retries+limit on / off, CPU per call, conc 64",
-    "SDK scaling: CPU us/call",
-    "import twochat_async",
-    "calls in flight, server answering after 2 s",
-    "against nginx",
-    "budget: ",
-    "429s at rate_limit=600",
-    "429s, same calls, 4 processes, one RedisRateLimit",
-    "4 processes sharing one RedisRateLimit",
-    "SDK / aiohttp lines: both in one process, alternating blocks of",
-    "the same from the separate processes of the tables above: CPU c1",
-)
+import benchmarks.startup  # noqa: E402
+from benchmarks.__main__ import SECTIONS, parse  # noqa: E402
+from benchmarks.budget import budget, purchase  # noqa: E402
+from benchmarks.common import API_KEY, PINNED_MALLOC  # noqa: E402
+from benchmarks.cpu import cpu  # noqa: E402
+from benchmarks.memory import memory  # noqa: E402
+from benchmarks.servers import Servers, StandIn, Window  # noqa: E402
+from benchmarks.startup import commands, import_ms, startup  # noqa: E402
+
+#: The clients the CPU section can time here (httpx comes with the bench extra only).
+CLIENTS = ["sdk", "aiohttp"] + (["httpx"] if importlib.util.find_spec("httpx") else [])
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    """Run ``python -m benchmarks.run --quick`` once; return its stdout and its JSON."""
-    out = tmp_path_factory.mktemp("bench") / "results.json"
-    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+def servers() -> Iterator[Servers]:
+    """The benchmark's private servers, shared by this module's tests."""
+    started = Servers()
+    yield started
+    started.close()
+
+
+def post(standin: StandIn, key: str = API_KEY) -> tuple[int, str | None]:
+    """One reservation request to the stand-in: its status and Retry-After."""
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        standin.url + "/open/numbers/reservations",
+        data=b'{"group_id": "abc-123"}',
+        headers={"X-User-API-Key": key, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return answer.status, answer.headers.get("Retry-After")
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, refused.headers.get("Retry-After")
+
+
+def test_the_window_refuses_past_its_limit_and_counts_refused_arrivals_too() -> None:
+    """2 per second: a 3rd arrival is refused; a refused arrival still fills the window."""
+    window = Window(2, 1.0)
+    assert [window.admit("k", t) for t in (0.0, 0.1)] == [None, None]
+    assert window.admit("k", 0.2) == pytest.approx(0.9)  # until 0.1 leaves; 0.2 itself stays
+    assert window.admit("other", 0.2) is None  # counted per API key
+    assert window.admit("k", 1.05) is not None  # 0.1 and the refused 0.2 are still inside
+    assert window.admit("k", 2.5) is None
+    assert Window(None, 1.0).admit("k", 0.0) is None
+
+
+def test_the_standin_answers_429_with_retry_after_once_over_budget(servers: Servers) -> None:
+    """Over its budget the stand-in refuses with 429 and Retry-After, and counts each one."""
+    standin = servers.standin
+    standin.reset(3, 60.0)  # a window no run on a loaded machine can outlast
+    answers = [post(standin) for _ in range(5)]
+    assert [status for status, _ in answers] == [201, 201, 201, 429, 429]
+    assert all(int(after or 0) >= 1 for _, after in answers[3:])
+    assert [status for *_, status in standin.arrivals()] == [201, 201, 201, 429, 429]
+    standin.reset(None)
+    assert [post(standin)[0] for _ in range(5)] == [201] * 5
+
+
+def test_budget_counts_every_request_of_one_and_of_four_processes(servers: Servers) -> None:
+    """Each request the server saw is a call's final answer or a 429 it retried after.
+
+    CI installs redis-server and sets TWOCHAT_REQUIRE_REDIS=1, so there the shared run
+    is measured, never skipped.
+    """
+    out = budget(servers, calls=8, per_minute=600)
+    runs = [out["one_process"], out["four_processes"]]
+    if "status" in runs[1]:
+        assert shutil.which("redis-server") is None, runs[1]
+        assert os.environ.get("TWOCHAT_REQUIRE_REDIS") != "1", "redis-server is required here"
+        runs.pop()
+    for run, processes in zip(runs, (1, 4), strict=False):
+        assert (run["processes"], run["calls"]) == (processes, 8)
+        assert run["succeeded"] == 8, run["failures"]
+        assert run["requests"] == run["succeeded"] + run["429s"]
+        assert 0 < run["budget_used"] < 1.5
+
+
+def test_purchase_reports_its_wait_behind_the_queue(servers: Servers) -> None:
+    """purchase() behind 5 queued reserve()s: its wait, and how many requests went first."""
+    out = purchase(servers, queue=5, per_minute=600)
+    assert out["fifo_wait_s"] == pytest.approx(0.5)
+    assert out["waited_s"] > 0
+    assert 0 <= out["requests_ahead"] <= 5 + out["429s"]
+    assert 0 <= out["reserves_answered_first"] <= 5
+
+
+def test_memory_measures_both_clients_with_calls_in_flight(servers: Servers) -> None:
+    """The SDK and raw aiohttp each hold live allocations for their calls in flight."""
+    out = memory(servers, calls=120)
+    for name in ("sdk", "aiohttp"):
+        assert out[name]["traced_kib_per_call"] > 0
+        assert isinstance(out[name]["rss_kib_per_call"], float)
+
+
+def test_startup_times_each_command_and_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command and import gets a positive median and quartiles (two of each: time)."""
+    timed = {name: argv for name, argv in commands().items() if "--fake" not in name}
+    monkeypatch.setattr(benchmarks.startup, "commands", lambda: dict(list(timed.items())[:2]))
+    monkeypatch.setattr(benchmarks.startup, "IMPORTS", ("import twochat_async", "import json"))
+    out = startup(runs=1)
+    assert list(out["wall_ms"]) == ["twochat --version", "twochat --help"]
+    assert list(out["import_ms"]) == ["import twochat_async", "import json"]
+    for q1, median, q3 in [*out["wall_ms"].values(), *out["import_ms"].values()]:
+        assert 0 < q1 <= median <= q3
+
+
+def test_the_startup_commands_are_the_installed_ones() -> None:
+    """The commands timed are this interpreter's `twochat` script (or -m) and python itself."""
+    argvs = commands()
+    assert set(argvs) == {
+        "twochat --version",
+        "twochat --help",
+        "twochat --fake reserve abc-123",
+        "python -c pass",
+    }
+    assert all(Path(argv[0]).exists() for argv in argvs.values())
+
+
+def test_import_time_sums_the_top_level_imports_only() -> None:
+    """-X importtime lines: nested imports are inside their parent's cumulative time."""
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       100 |        100 |   site\n"
+        "import time:       200 |        300 |   nested\n"
+        "import time:       500 |       1500 | twochat_async\n"
+        "import time:       400 |        400 | site\n"
+    )
+    assert import_ms(stderr, startup={"site"}) == 1.5
+
+
+def test_cpu_puts_the_three_clients_side_by_side_with_malloc_pinned(servers: Servers) -> None:
+    """Per concurrency: every client's CPU per call, and the SDK / aiohttp ratio's quartiles."""
+    out = cpu(servers, rounds=2, block=16)
+    assert out["malloc"] == PINNED_MALLOC  # as the measuring child saw its environment
+    assert set(out["by_concurrency"]) == {"1", "64"}
+    for row in out["by_concurrency"].values():
+        for name in CLIENTS:
+            assert row[name]["cpu_us_per_call"] > 0
+            assert len(row["samples"]["cpu_us"][name]) == 2
+        ratio = row["sdk_over_aiohttp"]
+        assert 0 < ratio["q1"] <= ratio["median"] <= ratio["q3"]
+        assert ratio["met"] == (ratio["median"] <= 1.10)
+
+
+def test_cpu_falls_back_to_the_standin_without_nginx(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no nginx installed, the CPU section times the clients against the stand-in."""
+    monkeypatch.setitem(servers.__dict__, "nginx", None)  # what a machine without it finds
+    out = cpu(servers, rounds=1, block=8, concurrency=(1,))
+    assert "stand-in" in out["server"]
+    assert out["by_concurrency"]["1"]["sdk"]["cpu_us_per_call"] > 0
+
+
+def test_the_command_runs_a_chosen_section_prints_it_and_writes_json(tmp_path: Path) -> None:
+    """`python -m benchmarks purchase --json PATH` reports only that section, and saves it."""
+    path = tmp_path / "results.json"
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and package
+        [sys.executable, "-m", "benchmarks", "purchase", "--queue", "3", "--json", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,  # a hang guard only; the run takes ~15 s on 2 cores
+        timeout=300,  # a hang guard only
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout, json.loads(out.read_text())
+    assert "purchase() behind 3 queued reserve()s" in proc.stdout
+    results = json.loads(path.read_text())
+    assert set(results) == {"meta", "purchase"}
+    assert results["meta"]["malloc"] == PINNED_MALLOC
+    assert results["purchase"]["queue"] == 3
 
 
-def test_quick_run_prints_every_section_of_the_table(
-    quick_run: tuple[str, dict[str, Any]],
-) -> None:
-    """The table names every client, the targets, the scaling, import and RSS sections."""
-    stdout, _ = quick_run
-    assert [line for line in TABLE_LINES if line not in stdout] == []
-
-
-def test_quick_run_writes_json_with_the_expected_keys(
-    quick_run: tuple[str, dict[str, Any]],
-) -> None:
-    """The JSON holds every section, every ratio and every target."""
-    _, results = quick_run
-    assert set(results) == TOP_LEVEL
-    assert set(results["ratios"]) == RATIOS
-    assert set(results["targets"]) == TARGETS
-    assert all({"value", "limit", "met"} <= set(t) for t in results["targets"].values())
-    assert {"by_n", "by_concurrency", "max_over_min"} <= set(results["scaling"])
-    assert {"twochat_async_us", "aiohttp_attrs_cattrs_us", "ratio"} <= set(results["import_time"])
-    assert {"on", "off", "on_over_off_cpu_c1", "on_over_off_cpu_c64"} <= set(results["resilience"])
-
-
-def test_quick_run_measures_the_sdk_and_raw_aiohttp(
-    quick_run: tuple[str, dict[str, Any]],
-) -> None:
-    """The SDK and raw aiohttp always run; httpx and requests run when installed."""
-    _, results = quick_run
-    clients = results["clients"]
-    assert {"sdk", "aiohttp", "httpx", "requests"} <= set(clients)
-    for name in ("sdk", "aiohttp", "sdk-off", "sdk-on"):
-        for cell in clients[name].values():
-            assert cell["status"] == "ok"
-            assert cell["calls_per_s"] > 0
-            assert cell["cpu_us_per_call"] > 0
-    for name in ("httpx", "requests"):
-        for cell in clients[name].values():
-            assert cell["status"] in {"ok", "not installed"}
-    assert results["rss"]["sdk"]["status"] == "ok"
-    assert results["rss"]["kib_per_call_ratio"] is not None
-    assert results["nginx"]["status"] in {"ok", "not installed"}
-    assert {"requests", "429s", "ok"} <= set(results["budget"])
-
-
-def test_quick_run_measures_the_budget_shared_across_processes(
-    quick_run: tuple[str, dict[str, Any]],
-) -> None:
-    """The budget's calls, split across 4 processes sharing a RedisRateLimit, all count.
-
-    CI installs redis-server (.ci/run) and sets TWOCHAT_REQUIRE_REDIS=1, so there the
-    shared run is measured, never skipped (as in tests/test_redis.py).
-    """
-    _, results = quick_run
-    shared = results["budget"]["shared_4_processes"]
-    if shutil.which("redis-server") is None and os.environ.get("TWOCHAT_REQUIRE_REDIS") != "1":
-        assert shared["status"] == "not installed"
-        pytest.skip("redis-server is not installed: the shared run says 'not measured'")
-    assert shared["status"] == "ok", shared
-    assert shared["processes"] == 4
-    assert shared["calls"] == results["budget"]["calls"]
-    assert [worker["calls"] for worker in shared["workers"]] == [shared["calls"] // 4] * 4
-    assert shared["ok"] + shared["failed"] == shared["calls"]
-    assert shared["requests"] >= shared["calls"]
-    assert {"429s", "wall_s", "start_spread_s"} <= set(shared)
-
-
-def test_quick_run_pins_malloc_and_records_minor_faults(
-    quick_run: tuple[str, dict[str, Any]],
-) -> None:
-    """Every timed run records its minor page faults; the JSON says how malloc was pinned."""
-    _, results = quick_run
-    assert set(results["meta"]["malloc"]) == {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
-    cells = [cell for row in results["clients"].values() for cell in row.values()]
-    samples = [sample for cell in cells for sample in cell.get("samples", [])]
-    assert samples
-    assert all(sample["minor_faults"] >= 0 for sample in samples)
-    assert all("minor_faults_per_call" in cell for cell in cells if cell["status"] == "ok")
-
-
-def test_quick_run_holds_the_sdk_to_aiohttp_ratios_measured_side_by_side(
-    quick_run: tuple[str, dict[str, Any]],
-) -> None:
-    """The SDK / aiohttp targets take their values from the one-process interleaved
-    blocks, and the separate processes' own ratios are kept beside them."""
-    _, results = quick_run
-    sources = [(results, {name for name in RATIOS if "aiohttp" in name})]
-    if results["nginx"]["status"] == "ok":
-        sources.append((results["nginx"], NGINX_RATIOS))
-    for source, names in sources:
-        per_process = source["interleaving"]["per_process"]
-        assert set(per_process) == set(source["separate_ratios"]) == names
-        for name in names:
-            assert len(per_process[name]) == source["interleaving"]["processes"]
-            side_by_side = statistics.median(per_process[name])
-            assert results["targets"][name]["value"] == source["ratios"][name] == side_by_side
-            assert side_by_side > 0
+def test_the_command_refuses_an_unknown_section_and_sizes_quick_runs_small() -> None:
+    """An unknown section is a usage error; --quick sizes what is not given, and only that."""
+    with pytest.raises(SystemExit) as exit_:
+        parse(["nope"])
+    assert exit_.value.code == 2
+    quick = parse(["cpu", "--quick", "--rounds", "7"])
+    assert (quick.sections, quick.rounds, quick.block) == (["cpu"], 7, 50)
+    assert parse([]).queue == 300
+    assert list(SECTIONS) == ["budget", "purchase", "memory", "startup", "cpu"]

@@ -1,0 +1,205 @@
+"""CPU per call of ``reserve()`` beside raw aiohttp and httpx, side by side in one process.
+
+Every client makes the same call: ``POST /open/numbers/reservations`` with the API key
+header and ``{"group_id": ...}``, checks the 201, decodes the JSON and builds a record
+with timezone-aware datetimes. The server is a private nginx answering a fixed 201 (its
+CPU is not counted), or the stand-in without a budget when nginx is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import importlib.util
+import os
+import resource
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from benchmarks.common import API_KEY, GROUP_ID, PINNED_MALLOC, Result, child, log, quartiles, table
+from benchmarks.servers import Servers
+
+RESERVE = "/open/numbers/reservations"
+#: The issue's done-when: reserve() costs at most this many times raw aiohttp's CPU.
+TARGET = 1.10
+Call = Callable[[str], Coroutine[Any, Any, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RawReservation:
+    """What the hand-written clients build: the SDK's ``Reservation`` fields."""
+
+    uuid: str
+    number: str
+    created_at: datetime
+    expires_at: datetime
+    group_id: str
+
+
+def to_record(payload: dict[str, Any], group_id: str) -> RawReservation:
+    """The field extraction a user writes by hand (``Z`` replaced: Python 3.10 refuses it)."""
+    details = payload["data"]["reservation_details"]
+    return RawReservation(
+        details["uuid"],
+        details["number"],
+        datetime.fromisoformat(details["created_at"].replace("Z", "+00:00")),
+        datetime.fromisoformat(details["expires_at"].replace("Z", "+00:00")),
+        group_id,
+    )
+
+
+@contextlib.asynccontextmanager
+async def sdk(url: str) -> AsyncIterator[Call]:
+    """``TwoChatSession.reserve`` with its defaults."""
+    from twochat_async import TwoChatSession
+
+    async with TwoChatSession(API_KEY, base_url=url) as chat:
+        yield chat.reserve
+
+
+@contextlib.asynccontextmanager
+async def raw_aiohttp(url: str) -> AsyncIterator[Call]:
+    """One ``aiohttp.ClientSession``: ``post(json=...)``, ``await resp.json()``."""
+    import aiohttp
+
+    headers = {"X-User-API-Key": API_KEY}
+    async with aiohttp.ClientSession() as session:
+
+        async def reserve(group_id: str) -> RawReservation:
+            async with session.post(
+                url + RESERVE, json={"group_id": group_id}, headers=headers
+            ) as r:
+                if r.status != 201:
+                    raise RuntimeError(f"unexpected status {r.status}")
+                return to_record(await r.json(), group_id)
+
+        yield reserve
+
+
+@contextlib.asynccontextmanager
+async def raw_httpx(url: str) -> AsyncIterator[Call]:
+    """One ``httpx.AsyncClient``, its pool as large as aiohttp's (100, all kept alive)."""
+    import httpx
+
+    headers = {"X-User-API-Key": API_KEY}
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def reserve(group_id: str) -> RawReservation:
+            r = await client.post(url + RESERVE, json={"group_id": group_id}, headers=headers)
+            if r.status_code != 201:
+                raise RuntimeError(f"unexpected status {r.status_code}")
+            return to_record(r.json(), group_id)
+
+        yield reserve
+
+
+CLIENTS = {"sdk": sdk, "aiohttp": raw_aiohttp, "httpx": raw_httpx}
+TITLES = {"sdk": "twochat_async reserve()", "aiohttp": "raw aiohttp", "httpx": "httpx.AsyncClient"}
+
+
+async def run(call: Call, n: int, concurrency: int) -> None:
+    """Make ``n`` calls, ``concurrency`` at a time, by the same loop for every client."""
+    remaining = n
+
+    async def one_at_a_time() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call(GROUP_ID)
+
+    await asyncio.gather(*(one_at_a_time() for _ in range(min(concurrency, n))))
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far: near 0 per call while malloc is pinned."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def measure(job: Result) -> Result:
+    """In a child: time every client in alternating blocks; CPU us and faults per call per block.
+
+    Per concurrency, each of ``rounds`` rounds times one block of each client, in order on
+    even rounds and in reverse on odd ones, so that a drift of the machine falls on all alike.
+    """
+
+    async def main() -> Result:
+        out: Result = {}
+        async with contextlib.AsyncExitStack() as stack:
+            names: list[str] = job["clients"]
+            calls = {n: await stack.enter_async_context(CLIENTS[n](job["url"])) for n in names}
+            for conc in job["concurrencies"]:
+                # httpx costs several times more per call: smaller blocks keep the run short.
+                size = {n: job["block"] // (4 if n == "httpx" else 1) or 1 for n in names}
+                for name in names:  # warm-up, which opens the connections
+                    record = await calls[name](GROUP_ID)
+                    if record.number != "+12135551234" or record.expires_at.utcoffset() is None:
+                        raise AssertionError(f"wrong record: {record!r}")  # none may do less
+                    await run(calls[name], size[name], conc)
+                cpu: dict[str, list[float]] = {name: [] for name in names}
+                faults: dict[str, list[float]] = {name: [] for name in names}
+                for round_ in range(job["rounds"]):
+                    for name in names if round_ % 2 == 0 else names[::-1]:
+                        gc.collect()  # every block starts with empty young generations
+                        f0, c0 = minor_faults(), time.process_time()
+                        await run(calls[name], size[name], conc)
+                        cpu[name].append((time.process_time() - c0) / size[name] * 1e6)
+                        faults[name].append((minor_faults() - f0) / size[name])
+                out[str(conc)] = {"cpu_us": cpu, "faults": faults, "block": size}
+        return out | {"malloc": {k: os.environ.get(k) for k in PINNED_MALLOC}}
+
+    return asyncio.run(main())
+
+
+def cpu(
+    servers: Servers, *, rounds: int, block: int, concurrency: tuple[int, ...] = (1, 64)
+) -> Result:
+    """The CPU section: one child times every client against nginx (or the fallback)."""
+    clients = [n for n in CLIENTS if n != "httpx" or importlib.util.find_spec("httpx")]
+    url, server = servers.nginx, "nginx"
+    if url is None:
+        url, server = servers.standin.url, "the aiohttp.web stand-in (nginx is not installed)"
+        servers.standin.reset(None)
+    log(f"cpu: {', '.join(clients)} against {server}, {rounds} rounds of {block} calls")
+    job = {"url": url, "clients": clients, "rounds": rounds, "block": block}
+    raw = child("cpu.measure", job | {"concurrencies": list(concurrency)})
+    out: Result = {"server": server, "rounds": rounds, "target": TARGET, "by_concurrency": {}}
+    out["malloc"] = raw.pop("malloc")  # as the measuring child saw it
+    for conc, cell in raw.items():
+        row: Result = {"samples": cell}
+        for name in clients:
+            q1, median, q3 = quartiles(cell["cpu_us"][name])
+            faults = quartiles(cell["faults"][name])[1]
+            row[name] = {"cpu_us_per_call": median, "q1": q1, "q3": q3, "faults_per_call": faults}
+        sdk, aiohttp = cell["cpu_us"]["sdk"], cell["cpu_us"]["aiohttp"]
+        q1, median, q3 = quartiles([s / a for s, a in zip(sdk, aiohttp, strict=True)])
+        row["sdk_over_aiohttp"] = {"median": median, "q1": q1, "q3": q3, "met": median <= TARGET}
+        out["by_concurrency"][conc] = row
+    return out
+
+
+def cpu_report(out: Result) -> list[str]:
+    """The CPU section as text lines."""
+    rows, ratios = [], []
+    for conc, row in out["by_concurrency"].items():
+        for name in (n for n in CLIENTS if n in row):
+            c = row[name]
+            us, spread = f"{c['cpu_us_per_call']:.1f}", f"{c['q1']:.1f}-{c['q3']:.1f}"
+            rows.append([TITLES[name], conc, us, spread, f"{c['faults_per_call']:.2f}"])
+        r = row["sdk_over_aiohttp"]
+        ratios.append(
+            f"  reserve() / raw aiohttp, CPU per call, conc {conc}: {r['median']:.2f} "
+            f"(q1-q3 of block pairs {r['q1']:.2f}-{r['q3']:.2f}), "
+            f"target <= {out['target']:.2f}: {'met' if r['met'] else 'NOT MET'}"
+        )
+    pinned = "pinned" if out["malloc"] == PINNED_MALLOC else "NOT PINNED"
+    return [
+        f"CPU per call, side by side in one process against {out['server']}: {out['rounds']} "
+        f"rounds of alternating blocks, malloc {pinned}, medians",
+        *table(["client", "conc", "CPU us/call", "q1-q3", "faults/call"], rows),
+        *ratios,
+    ]
