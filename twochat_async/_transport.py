@@ -14,15 +14,20 @@ import asyncio
 import contextlib
 import logging
 import platform
+import sys
 import urllib.request
 import zlib
 from collections.abc import AsyncGenerator, Mapping
 from ssl import SSLContext
-from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import aiohttp
 from yarl import URL
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _timeout
+else:  # aiohttp's own dependency there
+    from async_timeout import timeout as _timeout
 
 from . import _wire
 from ._limit import Limiter
@@ -69,18 +74,29 @@ class _Answer(NamedTuple):
     encoding: str | None
 
 
-# Whether a request had a connection in hand when it failed: until then nothing of it was
-# written, so it was surely not sent. aiohttp's tracing signals tell, for our own pool.
-async def _connected(
-    session: aiohttp.ClientSession, context: SimpleNamespace, params: object
-) -> None:
-    context.trace_request_ctx.connected = True
+#: How much longer than the connect timeout the whole request may take at least: a stall
+#: while connecting is then always reported by aiohttp's connect timeout
+#: (``ConnectionTimeoutError``), which knows that nothing was sent.
+_CONNECT_GRACE = 0.05
 
 
-_TRACE = aiohttp.TraceConfig()
-_TRACE.on_connection_create_end.append(_connected)
-_TRACE.on_connection_reuseconn.append(_connected)
-_TRACE.freeze()
+def _split_timeout(timeout: aiohttp.ClientTimeout) -> tuple[float | None, aiohttp.ClientTimeout]:
+    """Return the deadline of the whole request, and the timeouts aiohttp is given.
+
+    aiohttp keeps the connect phase (DNS, connect, TLS, a proxy's CONNECT) within
+    ``timeout.total`` (or ``connect`` if shorter); the whole request is bounded here, just
+    after it.
+    """
+    limits = [t for t in (timeout.total, timeout.connect) if t is not None]
+    connect = min(limits) if limits else None
+    total = None if timeout.total is None else max(timeout.total, (connect or 0) + _CONNECT_GRACE)
+    return total, aiohttp.ClientTimeout(
+        total=None,
+        connect=connect,
+        sock_read=timeout.sock_read,
+        sock_connect=timeout.sock_connect,
+        ceil_threshold=timeout.ceil_threshold,
+    )
 
 
 class _Pool:
@@ -140,7 +156,6 @@ class _Pool:
                 limit=self._max_connections, ssl=True if network.ssl is None else network.ssl
             ),
             proxy=proxy,
-            trace_configs=[_TRACE],
         )
         self.slots = asyncio.Semaphore(self._max_connections)
         self._loop, self._guard = loop, close_with_loop(http.close)
@@ -209,8 +224,9 @@ class Transport:
         # defaults must not win.
         self._get_headers = headers
         self._post_headers = {**headers, "Content-Type": _JSON}
+        self._deadline, aiohttp_timeout = _split_timeout(timeout)
         self._options: dict[str, Any] = {
-            "timeout": timeout,
+            "timeout": aiohttp_timeout,
             # The error body holds 2Chat's message.
             "raise_for_status": False,
             # Decompressed by us, under the size cap (a small gzip body can inflate to
@@ -266,10 +282,10 @@ class Transport:
         limiter = self._limiter if limited else None
         attempt = 0
         while True:
-            # Checked before and after every wait: from a wrong loop nothing is sent,
-            # waited for or counted, and the session may be closed meanwhile.
-            self._session()
             if limiter is not None:
+                # Checked before the wait too: from a wrong loop nothing is waited for or
+                # counted (and `_send` checks again: the session may be closed meanwhile).
+                self._session()
                 await limiter.acquire()
             try:
                 return await self._send(method, path, params, body)
@@ -310,13 +326,12 @@ class Transport:
         and frames, so ours is raised outside the ``except`` block: never chained to them.
         """
         http = self._session()
-        phase = SimpleNamespace(connected=False) if self._pool.owned else None
         failure = None
         try:
-            async with self._pool.slots or contextlib.nullcontext():
-                answer = await self._roundtrip(http, method, path, params, body, phase)
+            async with self._pool.slots or contextlib.nullcontext(), _timeout(self._deadline):
+                answer = await self._roundtrip(http, method, path, params, body)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            failure = self._failure(exc, method, path, None if phase is None else phase.connected)
+            failure = self._failure(exc, method, path)
         if failure is not None:
             try:
                 raise failure
@@ -337,7 +352,6 @@ class Transport:
         path: str,
         params: Mapping[str, str] | None,
         body: bytes | None,
-        phase: SimpleNamespace | None,
     ) -> _Answer:
         """Send the request and read the answer's body, unless it is larger than the cap.
 
@@ -350,7 +364,6 @@ class Transport:
             params=params,
             data=body,
             headers=self._get_headers if body is None else self._post_headers,
-            trace_request_ctx=phase,
             **self._options,
         ) as response:
             status, length = response.status, response.content_length
@@ -374,20 +387,16 @@ class Transport:
                 response.headers.get("Content-Encoding"),
             )
 
-    def _failure(
-        self, exc: BaseException, method: str, path: str, connected: bool | None
-    ) -> APIConnectionError:
+    def _failure(self, exc: BaseException, method: str, path: str) -> APIConnectionError:
         """Return our error for a transport failure, with only a clean ``__cause__``.
 
-        ``connected``: whether a connection was in hand; ``False``: not yet, so nothing was
-        written; ``None``: unknown (a borrowed pool).
+        aiohttp's connect-phase failures (``ClientConnectorError``, its connect timeout)
+        happen before anything is written: those are ``request_sent=False``.
         """
         where = f"{method} {path}"
         text = self._redactor.text(f"{type(exc).__name__}: {exc}")
         error: APIConnectionError
-        if isinstance(exc, aiohttp.ConnectionTimeoutError) or (
-            connected is False and isinstance(exc, asyncio.TimeoutError)
-        ):
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
             error = APITimeoutError(
                 f"Timed out connecting to {self._base_url} ({where}); the request was not "
                 "sent. Check the base URL, your network and any proxy.",
@@ -411,7 +420,7 @@ class Transport:
                 "address and credentials.",
                 request_sent=False,
             )
-        elif isinstance(exc, aiohttp.ClientConnectorError) or connected is False:
+        elif isinstance(exc, aiohttp.ClientConnectorError):
             error = APIConnectionError(
                 f"Cannot connect to {self._base_url} ({where}): {text}; the request was not "
                 "sent. Check the base URL, your network and any proxy.",
