@@ -17,6 +17,7 @@ import os
 import platform
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import textwrap
@@ -31,7 +32,7 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
-from conftest import API_KEY, BridgedAioresponses, free_port, refusal, serve
+from conftest import API_KEY, BridgedAioresponses, Watched, free_port, refusal, serve, until
 from multidict import CIMultiDictProxy
 
 import twochat_async
@@ -42,12 +43,14 @@ from twochat_async import (
     BadRequestError,
     InvalidResponseError,
     NotFoundError,
+    RateLimit,
     RateLimitError,
     ServerError,
     TwoChatError,
     TwoChatSession,
     UnprocessableEntityError,
 )
+from twochat_async._limit import RateLimiter
 from twochat_async._transport import MAX_RESPONSE_BYTES, _Slots
 from twochat_async.testing import FakeGroup, FakeTwoChat, Reply
 
@@ -371,10 +374,27 @@ _BOMB_CLIENT = textwrap.dedent(
 
 
 def gzip_bomb(inflated: int) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    """Return a gzip body of ``inflated`` zero bytes (a multiple of 1 MiB), about 1/1000 the size.
+
+    Deflating 1 GiB takes seconds: one MiB is deflated once, ending in a full flush (byte
+    aligned, the window reset), so the piece repeated is the deflate stream of all of it.
+    """
     chunk = bytes(1 << 20)
-    parts = [packer.compress(chunk) for _ in range(inflated >> 20)]
-    return b"".join([*parts, packer.flush()])
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(inflated >> 20):
+        crc = zlib.crc32(chunk, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, no name or time
+    end = zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # the empty final block
+    trailer = struct.pack("<II", crc, inflated & 0xFFFFFFFF)
+    return header + piece * (inflated >> 20) + end + trailer
+
+
+def test_the_gzip_bomb_inflates_to_its_size() -> None:
+    """The bomb of the test below is a valid gzip body of exactly that many zeros."""
+    inflated = gzip.decompress(gzip_bomb(8 << 20))
+    assert (len(inflated), inflated.count(0)) == (8 << 20, 8 << 20)
 
 
 async def test_a_gzip_bomb_is_refused_within_the_cap_on_owned_and_borrowed_pools() -> None:
@@ -704,8 +724,10 @@ async def test_cancelled_calls_leak_no_connection() -> None:
         TwoChatSession(API_KEY, base_url=url, max_connections=5, timeout=3) as chat,
     ):
         for _ in range(4):
+            arrived = fake.calls["GET /open/numbers/did-types"]
             calls = [asyncio.create_task(chat.did_types()) for _ in range(250)]
-            await asyncio.sleep(0.02)  # some are on the wire, the rest wait for a connection
+            # Five on the wire (one per connection), the rest waiting for a connection.
+            await fake.received("GET /open/numbers/did-types", count=arrived + 5)
             for call in calls:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
@@ -803,9 +825,21 @@ async def test_a_post_refused_then_listening_reaches_the_server_once() -> None:
     """A reserve retried after a refused connection reaches the server once it listens."""
     port = free_port()
     fake = FakeTwoChat(API_KEY, port=port)
-    async with TwoChatSession(API_KEY, base_url=f"http://127.0.0.1:{port}", max_retries=8) as chat:
+    refused = asyncio.Event()
+
+    async def on_refused(*_: Any) -> None:
+        refused.set()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_exception.append(on_refused)
+    async with (
+        aiohttp.ClientSession(trace_configs=[trace]) as http,
+        TwoChatSession(
+            API_KEY, base_url=f"http://127.0.0.1:{port}", max_retries=8, http_session=http
+        ) as chat,
+    ):
         call = asyncio.create_task(chat.reserve("abc-123"))
-        await asyncio.sleep(0.05)  # the first attempt is refused by now
+        await asyncio.wait_for(refused.wait(), 10)
         async with fake:
             reservation = await call
     assert reservation.group_id == "abc-123"
@@ -898,13 +932,15 @@ async def test_a_call_waiting_for_a_slot_can_be_cancelled_and_is_never_sent(
     fake: FakeTwoChat,
 ) -> None:
     """Cancelling a call that waits for the limiter ends it before anything is sent."""
-    async with retrying(fake, rate_limit=1) as chat:
+    limiter = Watched(RateLimiter(RateLimit(1)))
+    async with retrying(fake, rate_limit=limiter) as chat:
         await chat.did_types()  # takes the only slot of the minute
         waiting = asyncio.create_task(chat.did_types())
-        await asyncio.sleep(0.1)
+        await until(lambda: limiter.entered == 2)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
+    assert len(limiter.granted) == 1
     assert fake.calls["GET /open/numbers/did-types"] == 1
 
 
@@ -949,7 +985,7 @@ async def test_the_account_limit_fetch_survives_a_cancelled_caller() -> None:
     async with fake, retrying(fake, rate_limit="account") as chat:
         first = asyncio.create_task(chat.did_types())
         second = asyncio.create_task(chat.did_types())
-        await asyncio.sleep(0.05)  # both wait on the one GET /open/info
+        await fake.received("GET /open/info")  # both wait on this one request
         first.cancel()
         assert len(await second) == 6
         with pytest.raises(asyncio.CancelledError):
