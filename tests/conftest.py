@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import unittest.mock
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,6 +29,54 @@ pytest_plugins = ["twochat_async.testing.pytest_plugin"]
 
 #: Long and varied, so that no 12-character piece of it occurs in a body by chance.
 API_KEY = "test-secret-key-0123456789"
+
+
+# -- the benchmark harness's quick run, beside the other tests ------------------------------
+
+BENCHMARKS = "test_benchmarks.py"
+_QUICK_RUN = pytest.StashKey[tuple[subprocess.Popen[str], Path]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run tests/test_benchmarks.py last: its harness runs meanwhile (see below)."""
+    items.sort(key=lambda item: item.path.name == BENCHMARKS)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start ``python -m benchmarks.run --quick`` now if its tests are to run.
+
+    It takes tens of seconds in processes of its own, mostly on the core that this
+    process (one test at a time) leaves idle; its numbers are never checked.
+    """
+    if not any(item.path.name == BENCHMARKS for item in session.items):
+        return
+    out = Path(tempfile.mkdtemp(prefix="twochat-bench-")) / "results.json"
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    session.config.stash[_QUICK_RUN] = (process, out)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop a quick run that no test waited for (the run was interrupted)."""
+    process, out = config.stash.get(_QUICK_RUN, (None, None))
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.communicate()
+    if out is not None:
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def benchmark_quick_run(pytestconfig: pytest.Config) -> tuple[int, str, str, Path]:
+    """The quick run started at collection: its exit code, stdout, stderr and JSON path."""
+    process, out = pytestconfig.stash[_QUICK_RUN]
+    stdout, stderr = process.communicate(timeout=300)  # a hang guard only
+    return process.returncode, stdout, stderr, out
 
 
 @pytest.fixture(autouse=True)

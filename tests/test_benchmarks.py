@@ -6,14 +6,14 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow  # the harness's processes, servers and clients, end to end
 
 TOP_LEVEL = {
     "meta",
@@ -83,19 +83,11 @@ TABLE_LINES = (
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    """Run ``python -m benchmarks.run --quick`` once; return its stdout and its JSON."""
-    out = tmp_path_factory.mktemp("bench") / "results.json"
-    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,  # a hang guard only; the run takes ~15 s on 2 cores
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout, json.loads(out.read_text())
+def quick_run(benchmark_quick_run: tuple[int, str, str, Path]) -> tuple[str, dict[str, Any]]:
+    """``python -m benchmarks.run --quick`` (started by conftest.py): its stdout and JSON."""
+    returncode, stdout, stderr, out = benchmark_quick_run
+    assert returncode == 0, stderr[-3000:]
+    return stdout, json.loads(out.read_text())
 
 
 def test_quick_run_prints_every_section_of_the_table(

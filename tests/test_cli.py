@@ -620,3 +620,15 @@ async def test_fake_purchase_neither_asks_nor_hides_the_number() -> None:
     code, out, err = await twochat("--fake", "purchase", "abc-123")
     assert (code, err) == (0, "")
     assert out.splitlines()[1] == "number    +12135551234"
+
+
+def _runs_the_command(test: Any) -> bool:
+    """Whether a test runs ``twochat`` as a process of its own (directly or on a terminal)."""
+    return not {"twochat", "on_a_terminal", "subprocess"}.isdisjoint(test.__code__.co_names)
+
+
+# The tests that run the command as a real process are the slow tier (pytest -m "not slow");
+# those that call main() in this process stay in the quick one.
+for _test in [value for name, value in list(globals().items()) if name.startswith("test_")]:
+    if _runs_the_command(_test):
+        pytest.mark.slow(_test)

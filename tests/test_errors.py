@@ -162,6 +162,7 @@ async def test_every_did_type_name_is_accepted(chat: TwoChatSession) -> None:
         assert isinstance(await chat.groups("US", did_type=name), list)
 
 
+@pytest.mark.slow
 def test_mypy_catches_a_did_type_typo(tmp_path: Path) -> None:
     """mypy --strict rejects groups(did_type="tolfree") and accepts "tollfree"."""
     pytest.importorskip("mypy")  # the dev extra; CI's other Pythons install only [test]

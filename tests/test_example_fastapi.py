@@ -393,6 +393,7 @@ def free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 async def test_script_serves_until_sigint_and_exits_0() -> None:
     """`fastapi_app.py --fake --port P` holds and buys a number, then exits 0 on SIGINT."""
     port = free_port()
@@ -443,6 +444,7 @@ def test_without_a_key_or_fake_exits_2_naming_the_variable(
 # -- docs/fastapi.md -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_pages_test_passes_as_written(tmp_path: Path) -> None:
     """docs/fastapi.md's test (a "py" block) passes under pytest, importing the example."""
     page = (ROOT / "docs" / "fastapi.md").read_text()

@@ -1398,6 +1398,7 @@ async def _twochat(*argv: str, env: dict[str, str]) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
+@pytest.mark.slow
 async def test_cli_proxy_option_routes_the_command(fake: FakeTwoChat, no_env_proxies: Any) -> None:
     """twochat --proxy URL sends the command's request through that proxy."""
     async with Proxy() as proxy:
@@ -1407,6 +1408,7 @@ async def test_cli_proxy_option_routes_the_command(fake: FakeTwoChat, no_env_pro
     assert (code, proxy.plain) == (0, [f"GET {fake.base_url}/open/numbers/did-types"]), output
 
 
+@pytest.mark.slow
 async def test_cli_honours_the_environment_proxy(fake: FakeTwoChat, no_env_proxies: Any) -> None:
     """twochat sends its request through HTTP_PROXY when the environment sets it."""
     async with Proxy() as proxy:
