@@ -310,9 +310,8 @@ async def test_a_second_purchase_while_one_is_in_flight_is_409(app: App, fake: F
     _, held, _ = await app.hold(group_id="abc-123")
     fake.script(Reply(handle=True, delay=0.3, status=201, json={"success": True}))
     first = asyncio.ensure_future(app.purchase(held["uuid"]))
-    while not fake.calls["POST /open/numbers/purchase"]:  # the first one is in flight
-        assert not first.done()
-        await asyncio.sleep(0.01)
+    await fake.received("POST /open/numbers/purchase")  # the first one is in flight
+    assert not first.done()
     status, body, _ = await app.purchase(held["uuid"])
     assert (status, (await first)[0]) == (409, 201)
     assert "in progress" in body["detail"]
