@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from twochat_async import TwoChatSession
+from twochat_async import Limiter, TwoChatSession
 from twochat_async.testing import FakeTwoChat, Reply
 
 # The SDK's own fixtures (twochat_fake, twochat_session), loaded here rather than through
@@ -65,6 +65,43 @@ def envelope(message: str) -> dict[str, Any]:
 def refusal(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     """A scripted error answer in 2Chat's envelope."""
     return Reply(status, json=envelope(message), headers=headers or {})
+
+
+async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` is true, checking it at every turn of the event loop.
+
+    For a state with no event to await (a task that reached its next ``await``); a
+    request in flight is awaited with ``FakeTwoChat.received()`` instead.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"still false after {timeout} s: {condition}")
+        await asyncio.sleep(0)
+
+
+class Watched:
+    """A Limiter handing out the slots of ``inner``, keeping count and time of its callers.
+
+    Attributes:
+        entered: How many acquire() calls began (waiting or served).
+        granted: When each slot was handed out, on the loop's clock, in order: read in the
+            same step as the limiter's own decision, so not moved by a busy machine.
+    """
+
+    def __init__(self, inner: Limiter) -> None:
+        self.inner = inner
+        self.entered = 0
+        self.granted: list[float] = []
+
+    async def acquire(self) -> None:
+        self.entered += 1
+        await self.inner.acquire()
+        self.granted.append(asyncio.get_running_loop().time())
+
+    async def pause(self, seconds: float | None) -> None:
+        await self.inner.pause(seconds)
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -141,19 +142,9 @@ def test_groups_filters_reach_the_fake(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_available_numbers(capsys: pytest.CaptureFixture[str]) -> None:
-    """`available abc-123 --contains 555` lists the group's numbers, id and number."""
-    lines = table(run_ok(capsys, "--fake", "available", "abc-123", "--contains", "555"))
-    assert lines[0] == ["id", "number"]
-    numbers = [line[1] for line in lines[1:]]
-    assert numbers[0] == "+12135551234"
-    assert len(numbers) == 11
-    assert all("555" in number for number in numbers)
-
-
-def test_available_contains_filters(capsys: pytest.CaptureFixture[str]) -> None:
-    """--contains keeps only the numbers holding those digits."""
-    data = run_json(capsys, "--fake", "available", "abc-123", "--contains", "1240")
-    assert data == [{"id": "did-12135551240", "number": "+12135551240"}]
+    """`available abc-123 --contains 1240` lists the numbers that filter leaves, id and number."""
+    lines = table(run_ok(capsys, "--fake", "available", "abc-123", "--contains", "1240"))
+    assert lines == [["id", "number"], ["did-12135551240", "+12135551240"]]
 
 
 def test_requirements(capsys: pytest.CaptureFixture[str]) -> None:
@@ -440,6 +431,46 @@ def test_wrong_env_key_exits_1_without_showing_it(
     assert "wrong-key-9876" not in captured.out + captured.err
 
 
+class Terminal(io.StringIO):
+    """A stdin that says it is a terminal, holding what the user types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("answer", "bought"),
+    [
+        ("y\n", True),
+        ("yes\n", True),
+        ("Y\n", True),
+        ("\n", False),
+        ("n\n", False),
+        ("sure\n", False),
+        ("", False),
+    ],
+    ids=["y", "yes", "Y", "enter", "n", "sure", "end-of-input"],
+)
+def test_purchase_on_a_terminal_buys_only_on_yes(
+    served: FakeTwoChat,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    bought: bool,
+) -> None:
+    """On a terminal, `purchase` asks first; y or yes buys, any other answer exits 1."""
+    monkeypatch.setattr(sys, "stdin", Terminal(answer))
+    code = main(["--base-url", served.base_url, "purchase", "abc-123", "--number", "+12135551236"])
+    captured = capsys.readouterr()
+    assert captured.err.startswith("Buy +12135551236 from group abc-123? It costs money. [y/N] ")
+    if bought:
+        assert (code, served.sold) == (0, {"+12135551236": "abc-123"})
+    else:
+        assert (code, captured.out) == (1, "")
+        assert captured.err.endswith("twochat: not confirmed; nothing was bought\n")
+        assert (served.sold, served.requests) == ({}, [])
+
+
 def test_module_entry_point_runs() -> None:
     """`python -m twochat_async --fake reserve abc-123` works as a real process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWOCHAT_")}
@@ -573,7 +604,7 @@ async def test_purchase_with_yes_prints_the_number_bought(fake: FakeTwoChat) -> 
     assert out.splitlines()[:2] == ["group_id  abc-123", f"number    {bought}"]
 
 
-@pytest.mark.parametrize("answer", [b"y\n", b"yes\n", b"Y\n"])
+@pytest.mark.parametrize("answer", [b"y\n"])  # every answer: the in-process test above
 async def test_purchase_on_a_terminal_asks_and_buys_on_yes(
     fake: FakeTwoChat, answer: bytes
 ) -> None:
@@ -594,7 +625,7 @@ async def test_purchase_on_a_terminal_asks_and_buys_on_yes(
     assert fake.sold == {"+12135551236": "abc-123"}
 
 
-@pytest.mark.parametrize("answer", [b"\n", b"n\n", b"sure\n", b""])
+@pytest.mark.parametrize("answer", [b"\n"])  # every answer: the in-process test above
 async def test_purchase_on_a_terminal_buys_nothing_unless_yes(
     fake: FakeTwoChat, answer: bytes
 ) -> None:
@@ -620,3 +651,15 @@ async def test_fake_purchase_neither_asks_nor_hides_the_number() -> None:
     code, out, err = await twochat("--fake", "purchase", "abc-123")
     assert (code, err) == (0, "")
     assert out.splitlines()[1] == "number    +12135551234"
+
+
+def _runs_the_command(test: Any) -> bool:
+    """Whether a test runs ``twochat`` as a process of its own (directly or on a terminal)."""
+    return not {"twochat", "on_a_terminal", "subprocess"}.isdisjoint(test.__code__.co_names)
+
+
+# The tests that run the command as a real process are the slow tier (pytest -m "not slow");
+# those that call main() in this process stay in the quick one.
+for _test in [value for name, value in list(globals().items()) if name.startswith("test_")]:
+    if _runs_the_command(_test):
+        pytest.mark.slow(_test)

@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,21 @@ def blocks(language: str) -> list[tuple[str, str]]:
 
 PROGRAMS = [(name, code) for name, code in blocks("python") if "asyncio.run(" in code]
 TESTS = [(name, code) for name, code in blocks("python") if "async def test_" in code]
-COMMANDS = [
-    line.strip()
-    for _, text in blocks("bash")
-    for line in text.splitlines()
-    if line.strip().startswith("twochat --fake")
-]
+# Each command once, though the README and a page of docs may both show it.
+COMMANDS = list(
+    dict.fromkeys(
+        line.strip()
+        for _, text in blocks("bash")
+        for line in text.splitlines()
+        if line.strip().startswith("twochat --fake")
+    )
+)
+
+PROGRAMS_BY_NAME = dict(PROGRAMS)
+#: Subprocesses run at once: they mostly wait (on start-up, on the fake), two per core.
+WORKERS = 2 * (os.cpu_count() or 1)
+
+pytestmark = pytest.mark.slow  # every test here runs a program, a command or pytest
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,35 +65,87 @@ def test_the_docs_have_programs_and_commands() -> None:
     assert "twochat --fake reserve abc-123" in " ".join(COMMANDS)
 
 
-@pytest.mark.parametrize(("name", "code"), PROGRAMS, ids=[name for name, _ in PROGRAMS])
-def test_program_runs_as_written(name: str, code: str) -> None:
-    """Each complete program runs to the end; one for the real API reaches a fake instead."""
+def run_program(code: str) -> subprocess.CompletedProcess[str]:
+    """Run a program of the docs in a fresh interpreter, against a fake of its own."""
     with fake_in_thread(README_KEY) as fake:
         # Programs that name no fake fall back to TWOCHAT_BASE_URL: point it at ours.
-        result = run([sys.executable, "-c", code], env={"TWOCHAT_BASE_URL": fake.base_url})
+        return run([sys.executable, "-c", code], env={"TWOCHAT_BASE_URL": fake.base_url})
+
+
+@pytest.fixture(scope="module")
+def program_results() -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every program's run, by block name: several at once, as each mostly waits."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return dict(
+            zip(PROGRAMS_BY_NAME, pool.map(run_program, PROGRAMS_BY_NAME.values()), strict=True)
+        )
+
+
+@pytest.fixture(scope="module")
+def command_results() -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every command's run, by command line, several at once."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return dict(
+            zip(COMMANDS, pool.map(lambda line: run(shlex.split(line)), COMMANDS), strict=True)
+        )
+
+
+@pytest.mark.parametrize("name", PROGRAMS_BY_NAME)
+def test_program_runs_as_written(
+    name: str, program_results: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
+    """Each complete program runs to the end; one for the real API reaches a fake instead."""
+    result = program_results[name]
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
 
 
-@pytest.mark.parametrize(("name", "code"), TESTS, ids=[name for name, _ in TESTS])
-def test_example_tests_pass_under_pytest(name: str, code: str, tmp_path: Path) -> None:
-    """Each example test module passes under pytest, its fixtures from the plugin."""
-    (tmp_path / "pytest.ini").write_text(
+def module_name(name: str) -> str:
+    """The test module an example block is written to: ``testing.md#3`` -> ``test_testing_md_3``."""
+    return "test_" + re.sub(r"\W", "_", name)
+
+
+@pytest.fixture(scope="module")
+def example_outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, list[str]]]:
+    """Run every example test module in one pytest run; its output and outcomes by module.
+
+    One run instead of one per block: a pytest start-up costs seconds. Each module is its
+    own file, so one block's tests cannot see another's names.
+    """
+    folder = tmp_path_factory.mktemp("examples")
+    (folder / "pytest.ini").write_text(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
         "filterwarnings = error\n"
     )
-    (tmp_path / "test_example.py").write_text(code)
-    expected = len(re.findall(r"^async def test_", code, re.M))
+    for name, code in TESTS:
+        (folder / f"{module_name(name)}.py").write_text(code)
     result = run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", str(folder)],
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{expected} passed" in result.stdout
+    outcomes: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        # -rA's summary: "PASSED test_testing_md_3.py::test_name", one line per test.
+        match = re.match(r"(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (?:\S*/)?(\w+)\.py::", line)
+        if match:
+            outcomes.setdefault(match.group(2), []).append(match.group(1))
+    return result.stdout + result.stderr, outcomes
+
+
+@pytest.mark.parametrize(("name", "code"), TESTS, ids=[name for name, _ in TESTS])
+def test_example_tests_pass_under_pytest(
+    name: str, code: str, example_outcomes: tuple[str, dict[str, list[str]]]
+) -> None:
+    """Each example test module passes under pytest, its fixtures from the plugin."""
+    output, outcomes = example_outcomes
+    expected = len(re.findall(r"^async def test_", code, re.M))
+    assert ["PASSED"] * expected == outcomes.get(module_name(name)), output
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_command_runs_as_written(command: str) -> None:
+def test_command_runs_as_written(
+    command: str, command_results: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
     """Every `twochat --fake ...` line of the docs exits 0 and prints something."""
-    result = run(shlex.split(command))
+    result = command_results[command]
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()

@@ -310,9 +310,8 @@ async def test_a_second_purchase_while_one_is_in_flight_is_409(app: App, fake: F
     _, held, _ = await app.hold(group_id="abc-123")
     fake.script(Reply(handle=True, delay=0.3, status=201, json={"success": True}))
     first = asyncio.ensure_future(app.purchase(held["uuid"]))
-    while not fake.calls["POST /open/numbers/purchase"]:  # the first one is in flight
-        assert not first.done()
-        await asyncio.sleep(0.01)
+    await fake.received("POST /open/numbers/purchase")  # the first one is in flight
+    assert not first.done()
     status, body, _ = await app.purchase(held["uuid"])
     assert (status, (await first)[0]) == (409, 201)
     assert "in progress" in body["detail"]
@@ -393,6 +392,7 @@ def free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 async def test_script_serves_until_sigint_and_exits_0() -> None:
     """`fastapi_app.py --fake --port P` holds and buys a number, then exits 0 on SIGINT."""
     port = free_port()
@@ -443,6 +443,7 @@ def test_without_a_key_or_fake_exits_2_naming_the_variable(
 # -- docs/fastapi.md -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_pages_test_passes_as_written(tmp_path: Path) -> None:
     """docs/fastapi.md's test (a "py" block) passes under pytest, importing the example."""
     page = (ROOT / "docs" / "fastapi.md").read_text()

@@ -193,6 +193,7 @@ async def test_web_one_session_made_at_start_up_and_closed_at_clean_up(
     assert fake.calls["POST /open/numbers/reservations"] == 2
 
 
+@pytest.mark.slow
 async def test_web_script_serves_until_sigint_and_exits_0() -> None:
     """`web_backend.py --fake --port P` answers a POST, then exits 0 cleanly on SIGINT."""
     port = free_port()
@@ -282,6 +283,7 @@ async def test_many_groups_cancels_everything_before_raising_a_bad_argument(
     assert fake.active_reservations() == []
 
 
+@pytest.mark.slow
 def test_many_groups_script_runs_on_a_fresh_machine() -> None:
     """`python examples/many_groups.py --fake --groups 10 --rate 6000` exits 0, 10 lines."""
     argv = [sys.executable, str(EXAMPLES / "many_groups.py")]
@@ -380,6 +382,7 @@ async def test_bot_survives_failed_rounds(chat: TwoChatSession, fake: FakeTwoCha
     assert out.getvalue().count("failed: HTTP 404") == 2
 
 
+@pytest.mark.slow
 def test_bot_script_fake_rounds_2_exits_0() -> None:
     """`python examples/bot.py --fake --rounds 2` offers two numbers and exits 0."""
     result = subprocess.run(  # noqa: S603 - our own interpreter and example
@@ -395,6 +398,7 @@ def test_bot_script_fake_rounds_2_exits_0() -> None:
     assert re.search(r"Stopped after 2 round\(s\): (\d) bought, (\d) released", result.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_bot_script_signal_releases_the_hold_and_exits_0(sig: signal.Signals) -> None:
     """A signal to the running script releases the number on offer (seen by 2Chat); exit 0."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import API_KEY, envelope
+from conftest import API_KEY, envelope, fake_in_thread
 
 from twochat_async import NotFoundError, TwoChatSession, UnprocessableEntityError
 from twochat_async.testing import FakeTwoChat, ManualClock, Reply, default_catalogue
@@ -505,6 +505,49 @@ async def test_latency_delays_every_answer(fake: FakeTwoChat, http: aiohttp.Clie
     assert time.monotonic() - started >= 0.18
 
 
+async def test_received_returns_once_the_request_is_in_flight(
+    fake: FakeTwoChat, http: aiohttp.ClientSession
+) -> None:
+    """received(route, count) returns when that many have arrived, before they are answered."""
+    fake.script(Reply(fault="hang"), Reply(fault="hang"))
+    first = asyncio.create_task(http.post(fake.base_url + PURCHASE, data=b"{}"))
+    await asyncio.wait_for(fake.received("POST " + PURCHASE), 5)
+    assert fake.calls["POST " + PURCHASE] == 1
+    waiting = asyncio.create_task(fake.received("POST " + PURCHASE, count=2))
+    await fake.received("POST " + PURCHASE)  # one had arrived already: it returns at once
+    assert not waiting.done()
+    second = asyncio.create_task(http.post(fake.base_url + PURCHASE, data=b"{}"))
+    await asyncio.wait_for(waiting, 5)
+    assert not first.done()
+    assert not second.done()
+    assert fake._waiters == []
+    await fake.stop()  # ends the hanging answers
+    for hanging in (first, second):
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await hanging
+
+
+async def test_received_times_out_naming_what_arrived(fake: FakeTwoChat) -> None:
+    """Too few requests within the timeout raise TimeoutError listing those received."""
+    async with TwoChatSession(API_KEY, base_url=fake.base_url) as chat:
+        await chat.did_types()
+    with pytest.raises(TimeoutError, match="received 0 of 1 'POST /open/numbers/purchase'") as info:
+        await fake.received("POST " + PURCHASE, timeout=0.01)
+    assert "'GET /open/numbers/did-types': 1" in str(info.value)
+    assert fake._waiters == []
+
+
+async def test_received_is_woken_by_a_fake_on_another_threads_loop() -> None:
+    """A fake served by another thread's event loop wakes a received() awaited on this one."""
+    with fake_in_thread() as fake:
+        waiting = asyncio.create_task(fake.received("GET /open/numbers/did-types", count=2))
+        async with TwoChatSession(API_KEY, base_url=fake.base_url) as chat:
+            await chat.did_types()
+            assert not waiting.done()
+            await chat.did_types()
+        await asyncio.wait_for(waiting, 5)
+
+
 def test_the_fake_starts_again_on_a_later_event_loop() -> None:
     """start() after stop() serves again on a new loop, keeping its state and hang faults."""
     fake = FakeTwoChat(API_KEY)
@@ -516,8 +559,9 @@ def test_the_fake_starts_again_on_a_later_event_loop() -> None:
                     number = (await chat.reserve("abc-123")).number
                 fake.script(Reply(fault="hang"))
                 # A POST: aiohttp re-sends a GET once when the server disconnects.
+                sent = fake.calls["POST " + RESERVATIONS] + 1
                 hanging = asyncio.create_task(http.post(base_url + RESERVATIONS, data=b"{}"))
-                await asyncio.sleep(0.2)
+                await fake.received("POST " + RESERVATIONS, count=sent)
                 assert not hanging.done()  # held until stop()
             with pytest.raises(aiohttp.ServerDisconnectedError):
                 await hanging

@@ -53,6 +53,7 @@ def free_port() -> int:
     return port
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS)
 async def test_server_prints_exports_serves_and_stops_on_sigint(command: str) -> None:
     """It prints TWOCHAT_BASE_URL/TWOCHAT_API_KEY, serves them, and exits 0 on SIGINT."""
@@ -71,6 +72,7 @@ async def test_server_prints_exports_serves_and_stops_on_sigint(command: str) ->
     assert (process.returncode, output, errors) == (0, b"", b"")
 
 
+@pytest.mark.slow
 async def test_server_listens_on_the_port_asked_and_stops_on_sigterm() -> None:
     """--host and --port choose the address; SIGTERM stops it with exit 0."""
     port = free_port()
@@ -81,6 +83,7 @@ async def test_server_listens_on_the_port_asked_and_stops_on_sigterm() -> None:
         assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
+@pytest.mark.slow
 async def test_server_on_a_taken_port_exits_1_saying_why() -> None:
     """A port already in use exits 1 with one line on stderr, printing no exports."""
     with contextlib.closing(socket.socket()) as taken:

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import API_KEY, refusal
+from conftest import API_KEY, refusal, until
 
 from twochat_async import (
     APIConnectionError,
@@ -22,12 +22,21 @@ from twochat_async import (
     TwoChatError,
     TwoChatSession,
     UnprocessableEntityError,
+    _hold,
 )
 from twochat_async.models import Reservation
 from twochat_async.testing import FakeTwoChat, Reply
 
 PURCHASE = "POST /open/numbers/purchase"
 RESERVE = "POST /open/numbers/reservations"
+
+
+async def releases_done() -> None:
+    """Wait until every release running in the background has read its answer.
+
+    A release outlives a cancelled block's task; the session must not close under it.
+    """
+    await asyncio.wait_for(asyncio.gather(*_hold._releasing), 10)
 
 
 def deletes(fake: FakeTwoChat) -> list[str]:
@@ -111,25 +120,22 @@ async def test_second_cancellation_does_not_stop_the_release(fake: FakeTwoChat) 
     # One request a second: the reserve takes this second's slot, so the release's DELETE
     # waits about a second for its own, which leaves room for a second cancellation.
     async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=60) as chat:
+        hold = chat.hold("abc-123")
 
         async def flow() -> None:
-            async with chat.hold("abc-123"):
+            async with hold:
                 entered.set()
                 await asyncio.sleep(30)
 
         task = asyncio.create_task(flow())
         await asyncio.wait_for(entered.wait(), 5)
         task.cancel()
-        await asyncio.sleep(0.1)  # the release is waiting for its slot now
+        await until(lambda: hold.state == "released")  # the block waits for its release
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert deletes(fake) == []
-        for _ in range(60):
-            if deletes(fake) and not fake.active_reservations():
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.1)  # let the release read its answer before the session closes
+        await releases_done()
     assert len(deletes(fake)) == 1
     assert fake.active_reservations() == []
 
@@ -293,7 +299,6 @@ async def test_failed_cancel_is_logged_without_the_key_and_does_not_replace_the_
     assert "+12135551234" in message
     assert "database down" in message
     assert API_KEY not in caplog.text
-    assert API_KEY not in message
     # The scripted 500 stood in for the real cancel, so the fake still holds the number.
     assert [r.uuid for r in fake.active_reservations()] == [uuid]
 
@@ -393,15 +398,12 @@ async def test_cancelled_while_reserving_releases_the_late_reservation() -> None
                 pytest.fail("the block must not run: its task was cancelled first")
 
         task = asyncio.create_task(use_hold())
-        await asyncio.sleep(0.1)  # the reserve request has reached the fake by now
+        await fake.received(RESERVE)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(60):  # the reserve is answered at 0.3 s, the release 0.3 s later
-            if deletes(fake) and not fake.reservations:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)  # let the release read its answer before the session closes
+        assert fake.reservations == {}  # not answered yet
+        await releases_done()
     assert fake.calls[RESERVE] == 1
     assert len(deletes(fake)) == 1
     assert fake.reservations == {}
@@ -498,7 +500,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_purchase_for_the_others(
         fake.latency = 0.3
         impatient = asyncio.create_task(hold.purchase())
         patient = asyncio.create_task(hold.purchase())
-        await asyncio.sleep(0.1)
+        await fake.received(PURCHASE)
         assert hold.state == "purchasing"
         impatient.cancel()
         bought = await asyncio.wait_for(patient, 5)
@@ -569,17 +571,14 @@ async def test_task_cancelled_while_purchasing_waits_and_keeps_the_purchase(
     """Cancelled mid-purchase, the block waits for the POST: the number is bought, not released."""
     caplog.set_level(logging.WARNING, logger="twochat_async")
     hold = chat.hold("abc-123")
-    purchasing = asyncio.Event()
 
     async def flow() -> None:
         async with hold:
             fake.latency = 0.3
-            purchasing.set()
             await hold.purchase()
 
     task = asyncio.create_task(flow())
-    await asyncio.wait_for(purchasing.wait(), 5)
-    await asyncio.sleep(0.1)  # the purchase is in flight
+    await fake.received(PURCHASE)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -604,17 +603,14 @@ async def test_task_cancelled_while_purchasing_with_unknown_outcome_is_not_relea
     caplog.set_level(logging.WARNING, logger="twochat_async")
     async with TwoChatSession(API_KEY, base_url=fake.base_url, timeout=1, max_retries=0) as chat:
         hold = chat.hold("abc-123")
-        purchasing = asyncio.Event()
 
         async def flow() -> None:
             async with hold:
                 fake.script(Reply(fault="hang"))
-                purchasing.set()
                 await hold.purchase()
 
         task = asyncio.create_task(flow())
-        await asyncio.wait_for(purchasing.wait(), 5)
-        await asyncio.sleep(0.1)  # the purchase is in flight
+        await fake.received(PURCHASE)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -638,17 +634,14 @@ async def test_task_cancelled_while_purchasing_releases_after_a_refusal(
     """Cancelled mid-purchase, a POST that 2Chat refuses is followed by the cancel on exit."""
     caplog.set_level(logging.WARNING, logger="twochat_async")
     hold = chat.hold("abc-123")
-    purchasing = asyncio.Event()
 
     async def flow() -> None:
         async with hold:
             fake.script(Reply(422, delay=0.3))
-            purchasing.set()
             await hold.purchase()
 
     task = asyncio.create_task(flow())
-    await asyncio.wait_for(purchasing.wait(), 5)
-    await asyncio.sleep(0.1)  # the purchase is in flight
+    await fake.received(PURCHASE)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -667,28 +660,22 @@ async def test_second_cancellation_while_purchasing_stops_only_the_wait(
 ) -> None:
     """A second cancel ends the block's wait for the POST; its refusal still leads to the cancel."""
     hold = chat.hold("abc-123")
-    purchasing = asyncio.Event()
 
     async def flow() -> None:
         async with hold:
-            fake.script(Reply(422, delay=1.0))
-            purchasing.set()
+            fake.script(Reply(422, delay=0.5))
             await hold.purchase()
 
     task = asyncio.create_task(flow())
-    await asyncio.wait_for(purchasing.wait(), 5)
+    await fake.received(PURCHASE)
     task.cancel()
-    await asyncio.sleep(0.1)  # the block is waiting for the purchase now
+    await until(lambda: bool(_hold._releasing))  # the block waits for the purchase now
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert hold.state == "purchasing"
     assert deletes(fake) == []
-    for _ in range(100):
-        if deletes(fake) and not fake.active_reservations():
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.1)  # let the release read its answer before the session closes
+    await releases_done()
     assert hold.state == "released"
     assert fake.calls[PURCHASE] == 1
     assert len(deletes(fake)) == 1

@@ -92,8 +92,9 @@ def test_rate_limit_pace_holds_across_asyncio_runs(tmp_path: Path) -> None:
     arrivals = [request["received"] for request in fake.requests]
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert len(arrivals) == 6
-    # 50 ms of slack for the sends' jitter; unpaced, the boundary's gap is about 4 ms.
-    assert min(gaps) >= 0.15, gaps
+    # 0.1 s of slack for the sends' jitter on a busy machine; unpaced, the boundary's gap
+    # is about 4 ms.
+    assert min(gaps) >= 0.1, gaps
 
 
 def test_call_from_another_running_loop_is_refused_before_sending() -> None:
@@ -215,7 +216,7 @@ def test_account_limit_fetch_cut_off_by_a_closed_loop_is_made_again() -> None:
         chat = TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit="account")
         loop = asyncio.new_event_loop()
         caller = loop.create_task(chat.did_types())
-        loop.run_until_complete(asyncio.sleep(0.1))  # GET /open/info is in flight
+        loop.run_until_complete(fake.received("GET /open/info"))  # in flight, on the fake's loop
         loop.close()
         assert not caller.done()  # cut off with its loop
 

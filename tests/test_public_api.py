@@ -122,6 +122,7 @@ MODULES = sorted(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_can_be_the_first_one_imported(module: str) -> None:
     """``import twochat_async._transport`` first, in a fresh interpreter, works: no cycle."""

@@ -116,6 +116,11 @@ class FakeReservation:
         }
 
 
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -219,6 +224,8 @@ class FakeTwoChat:
         self._tokens = 0.0
         self._refilled = 0.0
         self._script: deque[Reply] = deque()
+        # received() calls waiting: (route, count, future), each woken once its count is met.
+        self._waiters: list[tuple[str, int, asyncio.Future[None]]] = []
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -287,6 +294,53 @@ class FakeTwoChat:
                 scripted before and not yet used.
         """
         self._script.extend(replies)
+
+    async def received(self, route: str, count: int = 1, *, timeout: float = 10.0) -> None:
+        """Wait until the fake has received ``count`` requests of ``route`` in all.
+
+        A request counts as soon as the fake has read it, before it answers (and before
+        `latency`, a budget's 429 or a scripted `Reply` delays or ends the answer): awaiting
+        this is how a test knows that a request is in flight, instead of sleeping. Requests
+        received before the call count too; it returns at once if there were enough.
+
+        ```python
+        task = asyncio.create_task(chat.purchase("abc-123"))
+        await fake.received("POST /open/numbers/purchase")
+        ```
+
+        Args:
+            route: ``"METHOD /path"``, the path without its query, as in `calls`.
+            count: How many requests of ``route`` to wait for, counted since the fake was
+                made.
+            timeout: Seconds to wait at most.
+
+        Raises:
+            TimeoutError: Fewer than ``count`` requests of ``route`` arrived within
+                ``timeout``; the message lists the requests that did arrive.
+        """
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (route, count, waiter)
+        # Listed before the count is read: a request arriving on another thread's loop
+        # in between still wakes it.
+        self._waiters.append(entry)
+        try:
+            if self.calls[route] < count:
+                await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            raise TimeoutError(
+                f"the fake received {self.calls[route]} of {count} {route!r} requests within "
+                f"{timeout} s; it received {dict(self.calls)}"
+            ) from None
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _wake(self) -> None:
+        """Wake every `received()` waiter whose count has been reached."""
+        for route, count, waiter in list(self._waiters):
+            if self.calls[route] >= count and not waiter.done():
+                # The fake may run on another thread's loop than the waiter's.
+                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
 
     def active_reservations(self) -> list[FakeReservation]:
         """Return the reservations that have not expired by the fake's clock.
@@ -372,6 +426,7 @@ class FakeTwoChat:
                 "received": time.monotonic(),
             }
         )
+        self._wake()
         if self.latency:
             await asyncio.sleep(self.latency)
         wait = self._over_budget()
