@@ -81,7 +81,7 @@ async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
         await asyncio.sleep(0)
 
 
-class Watched:
+class Watched(Limiter):
     """A Limiter handing out the slots of ``inner``, keeping count and time of its callers.
 
     Attributes:
@@ -102,6 +102,12 @@ class Watched:
 
     async def pause(self, seconds: float | None) -> None:
         await self.inner.pause(seconds)
+
+    def bind(self, api_key_digest: str, account_limit: Any) -> None:
+        self.inner.bind(api_key_digest, account_limit)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def free_port() -> int:
