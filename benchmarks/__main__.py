@@ -70,10 +70,15 @@ def meta(quick: bool) -> Result:
     """What a result depends on: the code, the versions, the machine and its load."""
     installed = {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
     git = ["git", "describe", "--always", "--dirty"]  # the commit measured
-    commit = subprocess.run(git, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+    try:
+        commit = subprocess.run(git, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+    except OSError:  # no git here (an unpacked sdist, a chroot)
+        described = None
+    else:
+        described = commit.stdout.strip() or None
     return {
         "quick": quick,
-        "commit": commit.stdout.strip() or None,
+        "commit": described,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_before": os.getloadavg(),

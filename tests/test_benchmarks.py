@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+# Subprocesses and private servers: the deployment-style tier.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed; it sits beside tests/
 
