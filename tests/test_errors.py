@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
+import multiprocessing
+import pickle
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
+import crossing
 import pytest
+from conftest import envelope
 
 from twochat_async import TwoChatSession, _wire, errors
+from twochat_async._wire import ArgumentError
 from twochat_async.errors import (
     APIConnectionError,
     APIError,
     InvalidResponseError,
     NotFoundError,
     RateLimitError,
+    ServerError,
 )
 from twochat_async.models import DidTypeName
 from twochat_async.testing import FakeTwoChat, Reply
@@ -187,3 +196,117 @@ def test_mypy_catches_a_did_type_typo(tmp_path: Path) -> None:
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, result.stdout
     assert errors[0].split("/")[-1].startswith('typo.py:6: error: Argument "did_type"')
+
+
+# -- Errors cross a process: pickle, copy and deepcopy keep type, message, attributes -------
+
+
+STATUSES = {cls: status for status, cls in _wire.STATUS_ERRORS.items()}
+STATUSES |= {ServerError: 503, APIError: 486}
+
+
+def representative(cls: type[Exception]) -> Exception:
+    """An instance of ``cls`` with every attribute set to something other than its default."""
+    if issubclass(cls, APIError):
+        status = STATUSES[cls]
+        body = {"success": False, "error_message": "no", "details": [1, {"n": None}]}
+        return cls(
+            "no", status=status, body=body, retry_after=2.5, method="POST", path="/open/numbers"
+        )
+    if issubclass(cls, APIConnectionError):
+        return cls("connection lost", request_sent=True)
+    if cls is InvalidResponseError:
+        return cls("not JSON", status=200, body="<html>")
+    if cls is ArgumentError:
+        return cls("base_url", "must be https.", "allow_insecure_http")
+    return cls("the session is closed")
+
+
+ERROR_CLASSES = [getattr(errors, name) for name in errors.__all__] + [ArgumentError]
+
+
+def _pickled(protocol: int) -> Callable[[Exception], Exception]:
+    return lambda error: pickle.loads(pickle.dumps(error, protocol))  # noqa: S301 - our own
+
+
+CROSSINGS = {
+    **{f"pickle {p}": _pickled(p) for p in range(pickle.HIGHEST_PROTOCOL + 1)},
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+}
+
+
+@pytest.mark.parametrize("how", CROSSINGS)
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_error_survives_pickle_copy_and_deepcopy(cls: type[Exception], how: str) -> None:
+    """The copy has the exact type, the same str(), args and attributes (all of them)."""
+    error = representative(cls)
+    error.__cause__ = OSError("the cause")
+    crossed = CROSSINGS[how](error)
+    assert type(crossed) is cls
+    assert crossed is not error
+    assert (str(crossed), crossed.args) == (str(error), error.args)
+    assert vars(crossed) == vars(error)
+    assert crossed.__cause__ is None  # the chain stays behind, as pickle leaves it
+    if cls is not errors.TwoChatError:
+        assert vars(crossed), "the attributes are compared, not two empty dicts"
+
+
+def test_the_attributes_compared_are_the_documented_ones() -> None:
+    """vars() of the representatives holds the attributes errors.py documents."""
+    assert sorted(vars(representative(NotFoundError))) == [
+        "body",
+        "message",
+        "method",
+        "path",
+        "retry_after",
+        "status",
+    ]
+    assert sorted(vars(representative(errors.APITimeoutError))) == ["request_sent"]
+    assert sorted(vars(representative(InvalidResponseError))) == ["body", "status"]
+    assert sorted(vars(representative(ArgumentError))) == ["allowed_by", "argument", "problem"]
+
+
+SECRET_ECHOES = {
+    "error body": Reply(
+        422, json={**envelope(f"bad number for {API_KEY}"), "echo": {"key": API_KEY}}
+    ),
+    "rate limit body": Reply(
+        429, json=envelope(f"slow down {API_KEY}"), headers={"Retry-After": "90"}
+    ),
+    "undecodable success": Reply(
+        200, body=f"<html>{API_KEY}</html>".encode(), content_type="text/html"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SECRET_ECHOES)
+async def test_a_pickled_error_holds_no_piece_of_the_key(
+    fake: FakeTwoChat, chat: TwoChatSession, case: str
+) -> None:
+    """An error built from an answer echoing the key pickles without any 12-character piece."""
+    fake.script(SECRET_ECHOES[case])
+    with pytest.raises((APIError, InvalidResponseError)) as info:
+        await chat.reserve("abc-123")
+    pieces = [API_KEY[i : i + 12] for i in range(len(API_KEY) - 11)]
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        dumped = pickle.dumps(info.value, protocol).decode("latin-1")
+        assert "***" in dumped, "the scrubbed body is in the pickle"
+        assert [piece for piece in pieces if piece in dumped] == []
+
+
+@pytest.mark.slow
+def test_errors_raised_in_a_worker_process_reach_the_parent_whole() -> None:
+    """A ProcessPoolExecutor (spawned workers) hands back the exact error and its attributes."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        limited = pool.submit(crossing.reserve_in_child, "rate limited")
+        dropped = pool.submit(crossing.reserve_in_child, "dropped")
+        with pytest.raises(RateLimitError) as rate:
+            limited.result(timeout=60)
+        with pytest.raises(APIConnectionError) as connection:
+            dropped.result(timeout=60)
+    assert (rate.value.status, rate.value.retry_after) == (429, 120.0)
+    assert (rate.value.method, rate.value.path) == ("POST", "/open/numbers/reservations")
+    assert type(connection.value) is APIConnectionError
+    assert connection.value.request_sent is True

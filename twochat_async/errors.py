@@ -48,8 +48,23 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[TwoChatError], args: tuple[Any, ...]) -> TwoChatError:
+    """Make an empty ``cls`` with ``args``, for unpickling; its attributes follow as state."""
+    return cls.__new__(cls, *args)
+
+
 class TwoChatError(Exception):
-    """Base class of every exception the SDK raises on purpose."""
+    """Base class of every exception the SDK raises on purpose.
+
+    Every error of the tree survives ``pickle``, ``copy`` and ``deepcopy`` with its type,
+    message and attributes: it can cross a process (a ``ProcessPoolExecutor``, Celery).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own __reduce__ rebuilds with type(self)(*self.args), which the
+        # keyword-only arguments (status=, request_sent=) refuse: rebuild without __init__,
+        # then restore the attributes. The traceback, __cause__ and __context__ stay behind.
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
 
 class APIError(TwoChatError):
