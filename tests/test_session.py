@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import re
 import socket
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -27,10 +29,12 @@ from twochat_async import (
     AvailableNumber,
     City,
     DidType,
+    InvalidResponseError,
     Purchase,
     RateLimit,
     Region,
     Reservation,
+    ServerError,
     TwoChatError,
     TwoChatSession,
 )
@@ -281,6 +285,47 @@ async def test_our_own_pool_keeps_to_the_timeout_given(timeout: Any) -> None:
     assert loop.time() - started < 10
 
 
+async def _stall(request: web.Request) -> web.Response:
+    await asyncio.sleep(30)
+    return web.Response()
+
+
+async def _gateway_page(request: web.Request) -> web.Response:
+    return web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html")
+
+
+async def _not_json(request: web.Request) -> web.Response:
+    return web.Response(status=200, text="<html>OK</html>", content_type="text/html")
+
+
+@pytest.mark.parametrize(
+    ("handler", "error"),
+    [(_stall, APITimeoutError), (_gateway_page, ServerError), (_not_json, InvalidResponseError)],
+    ids=["timeout", "502-page", "not-json"],
+)
+async def test_a_failed_call_leaves_no_cycle_holding_the_session(
+    handler: Callable[[web.Request], Awaitable[web.Response]], error: type[Exception]
+) -> None:
+    """Once the caller lets go of the error, a session dropped without closing it (a
+    temporary one) is freed at once, with its pool, not at the cycle collector's next run:
+    until then its pool is open, and the collector reports "Unclosed client session"."""
+    async with serve(handler) as url:
+        gc.disable()
+        try:
+            chat = TwoChatSession(API_KEY, base_url=url, timeout=0.3, max_retries=0)
+            dropped = weakref.ref(chat)
+            failed = False
+            try:
+                await chat.did_types()
+            except error:
+                failed = True
+            del chat
+            assert failed
+            assert dropped() is None
+        finally:
+            gc.enable()
+
+
 @pytest.mark.parametrize(
     "timeout",
     [0, -1, 0.0, "x", True, None, float("nan"), float("inf"), 10**400],
@@ -301,11 +346,24 @@ def test_a_timeout_that_is_not_finite_and_positive_is_refused(timeout: Any) -> N
         (aiohttp.ClientTimeout(total=10, sock_read=float("nan")), "sock_read"),
         (aiohttp.ClientTimeout(total=10, sock_connect=10**400), "sock_connect"),
         (aiohttp.ClientTimeout(total="30"), "total"),  # type: ignore[arg-type]
+        (aiohttp.ClientTimeout(), "total"),
+        (aiohttp.ClientTimeout(total=None, sock_read=5, connect=5), "total"),
     ],
-    ids=["total-zero", "total-inf", "connect-negative", "sock-read-nan", "huge", "str"],
+    ids=[
+        "total-zero",
+        "total-inf",
+        "connect-negative",
+        "sock-read-nan",
+        "huge",
+        "str",
+        "no-total",
+        "sock-read-only",
+    ],
 )
 def test_client_timeout_fields_are_checked(timeout: aiohttp.ClientTimeout, field: str) -> None:
-    """Each ClientTimeout field must be None or finite and positive; the bad one is named."""
+    """A ClientTimeout's total must be finite and positive (it bounds the whole request: a
+    sock_read alone lets a trickling server hold a call for ever); each other field None or
+    finite and positive. The bad one is named."""
     with pytest.raises(ValueError, match=rf"^timeout\.{field} must be a finite, positive"):
         TwoChatSession(API_KEY, timeout=timeout)
 

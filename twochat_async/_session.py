@@ -73,7 +73,8 @@ class TwoChatSession:
             ``https://api.p.2chat.io``.
         timeout: Seconds allowed per request from the moment it has a connection (DNS,
             connect, TLS, send and the whole answer; finite and positive), or an
-            ``aiohttp.ClientTimeout`` whose fields are each ``None`` or finite and positive.
+            ``aiohttp.ClientTimeout`` whose ``total`` is finite and positive and whose other
+            fields are each ``None`` or finite and positive.
             Waiting for a free connection of the pool counts against no timeout.
         http_session: An aiohttp ``ClientSession`` to borrow instead of creating one; it is
             never closed by this object.
@@ -115,7 +116,7 @@ class TwoChatSession:
             argument is invalid (each is checked here, before any request).
     """
 
-    __slots__ = ("_base_url", "_limiter", "_transport")
+    __slots__ = ("__weakref__", "_base_url", "_limiter", "_transport")
 
     def __init__(
         self,

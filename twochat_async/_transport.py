@@ -80,16 +80,16 @@ class _Answer(NamedTuple):
 _CONNECT_GRACE = 0.05
 
 
-def _split_timeout(timeout: aiohttp.ClientTimeout) -> tuple[float | None, aiohttp.ClientTimeout]:
+def _split_timeout(timeout: aiohttp.ClientTimeout) -> tuple[float, aiohttp.ClientTimeout]:
     """Return the deadline of the whole request, and the timeouts aiohttp is given.
 
     aiohttp keeps the connect phase (DNS, connect, TLS, a proxy's CONNECT) within
     ``timeout.total`` (or ``connect`` if shorter); the whole request is bounded here, just
-    after it.
+    after it. ``timeout.total`` is set (`_wire.check_timeout` sees to it).
     """
-    limits = [t for t in (timeout.total, timeout.connect) if t is not None]
-    connect = min(limits) if limits else None
-    total = None if timeout.total is None else max(timeout.total, (connect or 0) + _CONNECT_GRACE)
+    assert timeout.total is not None
+    connect = timeout.total if timeout.connect is None else min(timeout.total, timeout.connect)
+    total = max(timeout.total, connect + _CONNECT_GRACE)
     return total, aiohttp.ClientTimeout(
         total=None,
         connect=connect,
@@ -336,8 +336,11 @@ class Transport:
             try:
                 raise failure
             finally:
-                # Python 3.10 can still chain aiohttp's exception as the __context__.
+                # Python 3.10 can still chain aiohttp's exception as the __context__; and
+                # the local is dropped, else this frame and the error's traceback hold each
+                # other (and the pool) until the cycle collector runs.
                 failure.__context__ = None
+                del failure
         if answer.body is None:
             raise self._too_large(answer.status)
         raw = answer.body

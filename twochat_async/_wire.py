@@ -323,8 +323,18 @@ def check_seconds(value: object, name: str) -> float:
 
 
 def check_timeout(value: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-    """Return the timeout as an ``aiohttp.ClientTimeout`` whose fields are each valid."""
+    """Return the timeout as an ``aiohttp.ClientTimeout`` whose fields are each valid.
+
+    Its ``total`` must be set: it is what bounds a request as a whole (a ``sock_read``
+    alone lets a server that sends a byte now and then hold a call for ever).
+    """
     if isinstance(value, aiohttp.ClientTimeout):
+        if value.total is None:
+            raise ArgumentError(
+                "timeout.total",
+                "must be a finite, positive number of seconds: it bounds the whole request; "
+                "got None (for example aiohttp.ClientTimeout(total=30, sock_read=10))",
+            )
         for field in ("total", "connect", "sock_read", "sock_connect"):
             seconds = getattr(value, field)
             if seconds is not None:
