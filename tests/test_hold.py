@@ -1,4 +1,4 @@
-"""``Hold``: every way out of the block, checked against the fake's state."""
+"""``Hold``: every way into and out of the block, checked against what the server received."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import asyncio
 import json
 import logging
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from conftest import API_KEY, refusal, until
+from conftest import API_KEY, fake_in_thread, free_port, refusal, serve, until
+from reserving import CANCEL, PURCHASE, RESERVE, UUID, Reserving, reservation_answer
 
 from twochat_async import (
     APIConnectionError,
@@ -26,9 +28,6 @@ from twochat_async import (
 )
 from twochat_async.models import Reservation
 from twochat_async.testing import FakeTwoChat, Reply
-
-PURCHASE = "POST /open/numbers/purchase"
-RESERVE = "POST /open/numbers/reservations"
 
 
 async def releases_done() -> None:
@@ -388,25 +387,301 @@ async def test_failing_reserve_on_enter_raises_and_sends_no_cancel(
     assert fake.active_reservations() == []
 
 
-async def test_cancelled_while_reserving_releases_the_late_reservation() -> None:
-    """A task cancelled while the reserve is in flight still cancels what 2Chat reserved."""
-    fake = FakeTwoChat(API_KEY, latency=0.3)
-    async with fake as base_url, TwoChatSession(API_KEY, base_url=base_url, timeout=5) as chat:
+async def test_task_cancelled_while_reserving_cancels_the_reservation_before_going_on() -> None:
+    """Cancelled mid-reserve, the task waits for the answer and cancels it, then ends cancelled."""
+    server = Reserving(answered=False)
+    async with serve(server.handle) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
+        hold = chat.hold("abc-123")
+
+        async def use_hold() -> None:
+            async with hold:
+                pytest.fail("the block must not run: its task was cancelled first")
+
+        task = asyncio.create_task(use_hold())
+        await asyncio.wait_for(server.reserving.wait(), 10)
+        task.cancel()  # as a framework cancels a handler
+        await until(lambda: bool(_hold._releasing))
+        assert not task.done()  # it waits for the reserve's answer
+        server.answer.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Both requests were made before the CancelledError reached this code.
+        assert server.requests == [RESERVE, CANCEL]
+        assert task.cancelled()
+        assert hold.state == "released"
+
+
+async def test_second_cancellation_while_reserving_stops_only_the_wait() -> None:
+    """A second task.cancel() mid-reserve ends the task at once; the cancel still follows."""
+    server = Reserving(answered=False)
+    async with serve(server.handle) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
 
         async def use_hold() -> None:
             async with chat.hold("abc-123"):
                 pytest.fail("the block must not run: its task was cancelled first")
 
         task = asyncio.create_task(use_hold())
-        await fake.received(RESERVE)
+        await asyncio.wait_for(server.reserving.wait(), 10)
+        task.cancel()
+        await until(lambda: bool(_hold._releasing))
+        assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert fake.reservations == {}  # not answered yet
+        assert server.requests == [RESERVE]
+        server.answer.set()
         await releases_done()
-    assert fake.calls[RESERVE] == 1
-    assert len(deletes(fake)) == 1
-    assert fake.reservations == {}
+    assert server.requests == [RESERVE, CANCEL]
+
+
+def test_asyncio_run_ending_while_a_hold_enters_logs_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """asyncio.run() cutting off a hold's reserve logs one WARNING naming the group and number."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    with fake_in_thread() as fake:
+        fake.script(Reply(fault="hang"))
+
+        async def main() -> None:
+            chat = TwoChatSession(API_KEY, base_url=fake.base_url, timeout=5)
+
+            async def use_hold() -> None:
+                async with chat.hold("abc-123", "+12135551240"):
+                    pytest.fail("the block must not run")  # pragma: no cover
+
+            entering = asyncio.create_task(use_hold())
+            await fake.received(RESERVE)
+            # Returning now: asyncio.run() cancels the hold's task and its request at once.
+            assert not entering.done()
+
+        asyncio.run(main())
+        assert dict(fake.calls) == {RESERVE: 1}
+    records = [r for r in caplog.records if r.name == "twochat_async"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    message = records[0].getMessage()
+    assert "'abc-123'" in message
+    assert "+12135551240" in message
+    assert "cut off" in message
+    assert "reservations()" in message
+    assert API_KEY not in caplog.text
+
+
+async def test_entering_coroutine_closed_unfinished_closes_cleanly() -> None:
+    """Closing the entering coroutine mid-reserve (a task destroyed pending) raises nothing."""
+    server = Reserving()
+    async with serve(server.handle) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
+        hold = chat.hold("abc-123")
+        entering = hold.__aenter__()
+        entering.send(None)  # runs up to its wait for the reserve
+        (reserving,) = [
+            task
+            for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") == "TwoChatSession.reserve"
+        ]
+        entering.close()  # what the garbage collector does to a coroutine left pending
+        assert hold.state == "released"
+        assert (await reserving).uuid == UUID  # the request runs on, its own task
+    assert server.requests == [RESERVE]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        pytest.param(
+            201,
+            reservation_answer(created_at="yesterday"),
+            InvalidResponseError,
+            id="201-bad-created_at",
+        ),
+        pytest.param(
+            201, reservation_answer(expires_at=None), InvalidResponseError, id="201-no-expires_at"
+        ),
+        pytest.param(
+            201, reservation_answer(number=12135551240), InvalidResponseError, id="201-int-number"
+        ),
+        pytest.param(502, reservation_answer(), ServerError, id="502-with-the-reservation"),
+    ],
+)
+async def test_reserve_of_unknown_outcome_cancels_the_uuid_its_answer_names(
+    caplog: pytest.LogCaptureFixture, status: int, body: bytes, error: type[TwoChatError]
+) -> None:
+    """A reserve whose answer fails but names a uuid: that reservation is cancelled, then raised."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    server = Reserving(status, body)
+    async with serve(server.handle) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
+        hold = chat.hold("abc-123")
+
+        async def use_hold() -> None:
+            async with hold:
+                pytest.fail("the block must not run")  # pragma: no cover
+
+        with pytest.raises(error):
+            await use_hold()
+        assert server.requests == [RESERVE, CANCEL]
+    assert hold.state == "released"
+    assert [r for r in caplog.records if r.name == "twochat_async"] == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "timeout", "error", "why"),
+    [
+        pytest.param(
+            {
+                "status": 502,
+                "body": f"<h1>Bad Gateway</h1> key={API_KEY}".encode(),
+                "content_type": "text/html",
+            },
+            5.0,
+            ServerError,
+            "ServerError",
+            id="502-html",
+        ),
+        pytest.param(
+            {"fault": "truncate"}, 5.0, APIConnectionError, "APIConnectionError", id="201-cut"
+        ),
+        pytest.param(
+            {"fault": "drop"}, 5.0, APIConnectionError, "APIConnectionError", id="dropped"
+        ),
+        pytest.param({"answered": False}, 0.3, APITimeoutError, "APITimeoutError", id="timeout"),
+        pytest.param(
+            {"body": b'{"success": true, "data": {}}'},
+            5.0,
+            InvalidResponseError,
+            "reservation_details",
+            id="201-no-details",
+        ),
+        pytest.param(
+            {"body": reservation_answer(uuid="../../purchase", created_at="yesterday")},
+            5.0,
+            InvalidResponseError,
+            "InvalidResponseError",
+            id="201-uuid-unfit-for-a-path",
+        ),
+    ],
+)
+async def test_reserve_of_unknown_outcome_without_a_uuid_logs_one_warning(
+    caplog: pytest.LogCaptureFixture,
+    answer: dict[str, Any],
+    timeout: float,
+    error: type[TwoChatError],
+    why: str,
+) -> None:
+    """A reserve that may have reserved, without a usable uuid: raised, and one WARNING."""
+    server = Reserving(**answer)
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    async with (
+        serve(server.handle) as base_url,
+        TwoChatSession(API_KEY, base_url=base_url, timeout=timeout, max_retries=0) as chat,
+    ):
+        hold = chat.hold("abc-123", "+12135551240")
+
+        async def use_hold() -> None:
+            async with hold:
+                pytest.fail("the block must not run")  # pragma: no cover
+
+        with pytest.raises(error):
+            await use_hold()
+        assert server.requests == [RESERVE]
+    assert hold.state == "released"
+    records = [r for r in caplog.records if r.name == "twochat_async"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    message = records[0].getMessage()
+    assert "'abc-123'" in message
+    assert "+12135551240" in message
+    assert why in message
+    assert "reservations()" in message
+    assert API_KEY not in caplog.text
+
+
+async def test_reserve_cancel_by_the_answers_uuid_that_fails_is_one_warning(
+    fake: FakeTwoChat, chat: TwoChatSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A uuid from an undecodable answer that 2Chat will not cancel: one WARNING, what to check."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    body = reservation_answer(created_at="yesterday")
+    fake.script(Reply(201, body=body, handle=True))  # the fake reserves under its own uuid
+    with pytest.raises(InvalidResponseError):
+        async with chat.hold("abc-123"):
+            pytest.fail("the block must not run")  # pragma: no cover
+    assert deletes(fake) == [f"/open/numbers/reservations/{UUID}"]
+    records = [r for r in caplog.records if r.name == "twochat_async"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    message = records[0].getMessage()
+    assert f"Could not cancel the reservation {UUID} of +12135551240 of group 'abc-123'" in message
+    assert "InvalidResponseError" in message
+    assert "reservations()" in message
+    assert "HTTP 404" in message
+    assert API_KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({"status": 422, "body": b'{"success": false}'}, id="422"),
+        pytest.param({"status": 404, "body": b"not found", "content_type": "text/plain"}, id="404"),
+        pytest.param({"status": 402}, id="402-with-a-reservation-body"),
+    ],
+)
+async def test_reserve_refused_by_2chat_logs_nothing_and_cancels_nothing(
+    caplog: pytest.LogCaptureFixture, answer: dict[str, Any]
+) -> None:
+    """A reserve 2Chat refused reserved nothing: its error is raised, nothing else is sent."""
+    caplog.set_level(logging.DEBUG, logger="twochat_async")
+    server = Reserving(**answer)
+    async with serve(server.handle) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
+        with pytest.raises(APIError):
+            async with chat.hold("abc-123"):
+                pytest.fail("the block must not run")  # pragma: no cover
+    assert server.requests == [RESERVE]
+    assert [r for r in caplog.records if r.name == "twochat_async"] == []
+
+
+async def test_reserve_never_sent_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """A reserve that could not connect reserved nothing: APIConnectionError, nothing logged."""
+    caplog.set_level(logging.DEBUG, logger="twochat_async")
+    base_url = f"http://127.0.0.1:{free_port()}"
+    async with TwoChatSession(API_KEY, base_url=base_url, max_retries=0) as chat:
+        with pytest.raises(APIConnectionError) as info:
+            async with chat.hold("abc-123"):
+                pytest.fail("the block must not run")  # pragma: no cover
+    assert not info.value.request_sent
+    assert [r for r in caplog.records if r.name == "twochat_async"] == []
+
+
+@pytest.mark.parametrize("written", ["12135551240", "+1 213 555 1240", "+12135551240"])
+async def test_hold_buys_the_number_as_2chat_wrote_it(written: str) -> None:
+    """hold.purchase() sends back the reserved number exactly as 2Chat wrote it, E.164 or not."""
+    server = Reserving(body=reservation_answer(number=written))
+    async with (
+        serve(server.handle) as base_url,
+        TwoChatSession(API_KEY, base_url=base_url) as chat,
+        chat.hold("abc-123") as hold,
+    ):
+        bought = await hold.purchase()
+    assert server.purchases == [{"group_id": "abc-123", "number": written}]
+    assert (bought.group_id, bought.number) == ("abc-123", written)
+    assert hold.state == "purchased"
+    assert server.requests == [RESERVE, PURCHASE]
+
+
+@pytest.mark.parametrize("number", ["+1213555\x1b[2J1240", "+12135551240\n", "\t", " "])
+async def test_purchase_refused_before_sending_leaves_the_hold_held_and_exit_cancels(
+    caplog: pytest.LogCaptureFixture, number: str
+) -> None:
+    """A reserved number with control characters is a ValueError; nothing sent, exit cancels."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    server = Reserving(body=reservation_answer(number=number))
+    async with serve(server.handle) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
+        async with chat.hold("abc-123") as hold:
+            assert hold.reservation.number == number
+            with pytest.raises(ValueError, match="control characters"):
+                await hold.purchase()
+            states = [hold.state]
+        states.append(hold.state)
+        assert states == ["held", "released"]
+        assert server.requests == [RESERVE, CANCEL]
+    assert server.purchases == []
+    assert [r for r in caplog.records if r.name == "twochat_async"] == []
 
 
 async def test_purchase_on_a_closed_session_leaves_the_hold_held(

@@ -421,7 +421,10 @@ class TwoChatSession:
             ValueError: An argument is invalid (nothing is sent).
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        body = _wire.reservation_body(group_id, number)
+        return await self._purchase(group_id, number, _wire.reservation_body(group_id, number))
+
+    async def _purchase(self, group_id: str, number: str | None, body: bytes) -> Purchase:
+        """Send a purchase whose body is built and checked already (`Hold` builds its own)."""
         status, payload = await self._transport.request("POST", _PURCHASE, body=body)
         # 2Chat documents nothing of the answer but "success": all the rest is kept.
         return Purchase(group_id, number, _wire.decode(payload, "$", dict[str, Any], status=status))

@@ -397,6 +397,25 @@ def reservation_body(group_id: str, number: str | None) -> bytes:
     return encode_json(body)
 
 
+def held_purchase_body(group_id: str, number: str) -> bytes:
+    """Build the purchase body of a number 2Chat reserved, sent back as 2Chat wrote it.
+
+    2Chat may write a number otherwise than in E.164 (``12135551234``, ``+1 213 555 1234``),
+    and it is its own: only what cannot be sent as text is refused.
+
+    Raises:
+        ValueError: ``number`` is blank or holds control characters (nothing is sent).
+    """
+    check_id(group_id, "group_id")
+    if not isinstance(number, str) or not number.strip() or not number.isprintable():
+        raise ArgumentError(
+            "reservation.number",
+            f"must be text without control characters to be sent back to 2Chat, got "
+            f"{shown(number)}",
+        )
+    return encode_json({"group_id": group_id, "number": number})
+
+
 # -- answers ------------------------------------------------------------------------------
 
 
