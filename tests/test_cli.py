@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, fake_in_thread
+from aiohttp import web
+from conftest import API_KEY, envelope, fake_in_thread, serve
 
 from twochat_async.cli import main
-from twochat_async.testing import FakeTwoChat
+from twochat_async.testing import FakeTwoChat, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -651,6 +652,221 @@ async def test_fake_purchase_neither_asks_nor_hides_the_number() -> None:
     code, out, err = await twochat("--fake", "purchase", "abc-123")
     assert (code, err) == (0, "")
     assert out.splitlines()[1] == "number    +12135551234"
+
+
+# -- Text from the server cannot forge the terminal: every control character escaped -----
+
+#: A region name as a hostile server could send it: OSC 52 (write the clipboard, ended by
+#: BEL), a CR that rewinds the line, a forged line after LF, a bidi override, a C1 NEL.
+HOSTILE = "Cal\x1b]52;c;ZXZpbA==\x07if\rornia\nPurchased +12135551234\u202e\x85"
+#: How the command shows it.
+SHOWN = "Cal\\x1b]52;c;ZXZpbA==\\x07if\\rornia\\nPurchased +12135551234\\u202e\\x85"
+
+
+def printable_lines(text: str) -> bool:
+    """Whether ``text`` holds no control character but the line ends the command writes."""
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+def regions_answer(name: str) -> Reply:
+    """A Get Regions answer of one region called ``name``."""
+    region = {"id": 1, "region_name": name, "iso_country_code": "US"}
+    return Reply(json={"success": True, "data": {"regions": [region]}})
+
+
+def test_a_table_shows_2chats_control_characters_escaped(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """A region name with OSC 52, CR, LF, a bidi override and NEL is one escaped cell."""
+    served.script(regions_answer(HOSTILE))
+    out = run_ok(capsys, "--base-url", served.base_url, "regions", "US")
+    assert table(out) == [["id", "name", "country"], ["1", SHOWN, "US"]]
+    assert printable_lines(out)
+
+
+def test_an_error_message_from_2chat_is_one_escaped_line(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """An error_message with CR/LF and ESC cannot erase the error line or add one: exit 1."""
+    served.script(Reply(status=404, json=envelope(HOSTILE)))
+    assert main(["--base-url", served.base_url, "reserve", "abc-123"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"twochat: NotFoundError: HTTP 404 (POST /open/numbers/reservations): {SHOWN}\n"
+    )
+
+
+def test_a_reservations_fields_show_escaped(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """A uuid that would print a forged 'number' line stays in its own row, escaped."""
+    details = {
+        "uuid": "r-1\r\nnumber       +19999999999",
+        "number": "+12135551234\x1b[8m",  # ESC [8m: what follows is invisible
+        "created_at": "2026-01-15T10:30:00Z",
+        "expires_at": "2026-01-15T11:30:00Z",
+    }
+    data = {"reservation_details": details}
+    served.script(Reply(status=201, json={"success": True, "data": data}))
+    shown = rows(run_ok(capsys, "--base-url", served.base_url, "reserve", "abc-123"))
+    assert list(shown) == ["number", "group", "reservation", "created", "expires"]
+    assert shown["number"] == "+12135551234\\x1b[8m"
+    assert shown["reservation"] == "r-1\\r\\nnumber       +19999999999"
+
+
+def test_an_account_record_shows_escaped(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """`info` prints a hostile account name escaped, on its own line."""
+    account = {
+        "name": HOSTILE,
+        "uuid": "ACC\x9b2J",  # CSI as one C1 character: clear the screen
+        "on_trial": False,
+        "blocked": False,
+        "created_at": "2022-04-21T21:55:37Z",
+    }
+    usage = dict.fromkeys(
+        ["api_request_count", "max_api_request_count", "number_check_count"], 1
+    ) | {"max_number_check_count": 1}
+    answer = {"success": True, "account": account, "limits": {"requests_per_minute": 80}}
+    served.script(Reply(json=answer | {"usage": usage}))
+    out = run_ok(capsys, "--base-url", served.base_url, "info")
+    assert (rows(out)["name"], rows(out)["uuid"]) == (SHOWN, "ACC\\x9b2J")
+    assert len(out.splitlines()) == 11
+    assert printable_lines(out)
+
+
+def test_free_form_keys_and_values_show_escaped(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """A requirement's keys are 2Chat's text too: the column names are escaped as well."""
+    requirement = {"id\x1b[31m": "req\r1", "kind": "identity\u2028address"}
+    served.script(Reply(json={"success": True, "data": {"requirements": [requirement]}}))
+    out = run_ok(capsys, "--base-url", served.base_url, "requirements", "DE")
+    assert table(out) == [["id\\x1b[31m", "kind"], ["req\\r1", "identity\\u2028address"]]
+
+
+def test_the_demo_shows_a_hostile_group_escaped(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """`demo` quotes the group's location escaped; its four lines stay four."""
+    group = {
+        "id": "abc-123",
+        "prefix": "+1 (213)",
+        "location": HOSTILE,
+        "price": {"setup_price": "0.00", "monthly_price": "3.50"},
+        "type": "local",
+        "requirements": [],
+        "allow_number_selection": True,
+        "is_eligible_for_free_number": False,
+        "features": ["voice"],
+    }
+    served.script(Reply(json={"success": True, "data": {"groups": [group]}}))
+    lines = run_ok(capsys, "--base-url", served.base_url, "demo").split("\n")
+    assert (
+        lines[0]
+        == f"1. Found 1 local group(s) in US; using abc-123 ({SHOWN}, +1 (213), 3.50/month)."
+    )
+    assert [line[:3] for line in lines] == ["1. ", "2. ", "3. ", "4. ", ""]
+    assert served.active_reservations() == []
+
+
+def test_a_lone_surrogate_from_2chat_is_shown_not_exit_2(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """JSON's "\\ud800" escape decodes to a lone surrogate: the table escapes it, exit 0."""
+    served.script(regions_answer("Cal\ud800ifornia"), regions_answer("Cal\ud800ifornia"))
+    base = ["--base-url", served.base_url]
+    assert table(run_ok(capsys, *base, "regions", "US"))[1] == ["1", "Cal\\ud800ifornia", "US"]
+    # JSON has an escape for it: the same text comes back to a JSON reader.
+    assert run_json(capsys, *base, "regions", "US")[0]["name"] == "Cal\ud800ifornia"
+
+
+def test_output_the_terminal_cannot_encode_is_escaped_not_an_error(
+    served: FakeTwoChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an ASCII stdout (PYTHONIOENCODING=ascii, an old console) non-ASCII is escaped."""
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii", write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    served.script(regions_answer("Zürich 東京"))
+    assert main(["--base-url", served.base_url, "regions", "US"]) == 0
+    out = stdout.buffer.getvalue().decode("ascii")  # type: ignore[attr-defined]
+    assert table(out)[1] == ["1", "Z\\xfcrich \\u6771\\u4eac", "US"]
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"not strict JSON: {name}")
+
+
+def test_json_output_is_strict_json_whatever_numbers_2chat_sends(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """NaN and Infinity in a free-form answer never reach --json output as NaN/Infinity."""
+    body = b'{"success":true,"data":{"requirements":[{"id":"r","fee":NaN,"cap":-Infinity}]}}'
+    served.script(Reply(body=body))
+    code = main(["--base-url", served.base_url, "--json", "requirements", "DE"])
+    captured = capsys.readouterr()
+    # Whether decoding refuses NaN (exit 1, a one-line error) or keeps it, the output is
+    # strict JSON: NaN as null.
+    if code == 0:
+        data = json.loads(captured.out, parse_constant=_refuse_constant)
+        assert data == [{"id": "r", "fee": None, "cap": None}]
+    else:
+        assert (code, captured.out) == (1, "")
+        assert captured.err.startswith("twochat: InvalidResponseError: ")
+        assert len(captured.err.splitlines()) == 1
+
+
+# -- the same, as a shell user meets it: the command as a process against a hostile server
+
+
+async def hostile(request: web.Request) -> web.Response:
+    """2Chat as an attacker would answer: control characters in every text it sends."""
+    if request.path == "/open/numbers/regions":
+        region = {"id": 1, "region_name": HOSTILE + "\ud800", "iso_country_code": "US"}
+        return web.json_response({"success": True, "data": {"regions": [region]}})
+    if request.path == "/open/numbers/requirements":
+        body = '{"success":true,"data":{"requirements":[{"id":"r","fee":NaN}]}}'
+        return web.Response(text=body, content_type="application/json")
+    return web.json_response(envelope(HOSTILE), status=404)
+
+
+async def test_the_command_prints_no_control_character_a_server_sends() -> None:
+    """Tables, --json and errors: no raw ESC, BEL, CR, NEL, bidi or surrogate on either stream."""
+    env = {"TWOCHAT_API_KEY": API_KEY}
+    async with serve(hostile) as base_url:
+        listed = await twochat("--base-url", base_url, "regions", "US", env=env)
+        as_json = await twochat("--base-url", base_url, "--json", "regions", "US", env=env)
+        failed = await twochat("--base-url", base_url, "cancel", "abc-123", env=env)
+    assert listed[::2] == (0, "")
+    assert table(listed[1]) == [["id", "name", "country"], ["1", SHOWN + "\\ud800", "US"]]
+    assert as_json[::2] == (0, "")
+    assert json.loads(as_json[1])[0]["name"] == HOSTILE + "\ud800"
+    assert failed[:2] == (1, "")
+    assert failed[2] == (
+        f"twochat: NotFoundError: HTTP 404 (DELETE /open/numbers/reservations/abc-123): {SHOWN}\n"
+    )
+    for _, out, err in (listed, as_json, failed):
+        assert printable_lines(out)
+        assert printable_lines(err)
+
+
+async def test_the_command_prints_strict_json_and_never_exits_2_for_an_answer() -> None:
+    """NaN in an answer gives strict JSON (or a clean exit 1); a surrogate, output, not 2."""
+    env = {"TWOCHAT_API_KEY": API_KEY, "PYTHONIOENCODING": "ascii"}
+    async with serve(hostile) as base_url:
+        code, out, err = await twochat(
+            "--base-url", base_url, "--json", "requirements", "DE", env=env
+        )
+        listed = await twochat("--base-url", base_url, "regions", "US", env=env)
+    if code == 0:
+        assert json.loads(out, parse_constant=_refuse_constant) == [{"id": "r", "fee": None}]
+    else:
+        assert (code, out) == (1, "")
+        assert err.startswith("twochat: InvalidResponseError: ")
+    assert listed[::2] == (0, "")
+    assert table(listed[1])[1] == ["1", SHOWN + "\\ud800", "US"]
 
 
 def _runs_the_command(test: Any) -> bool:

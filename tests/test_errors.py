@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import logging
 import multiprocessing
 import pickle
 import re
@@ -310,3 +311,126 @@ def test_errors_raised_in_a_worker_process_reach_the_parent_whole() -> None:
     assert (rate.value.method, rate.value.path) == ("POST", "/open/numbers/reservations")
     assert type(connection.value) is APIConnectionError
     assert connection.value.request_sent is True
+
+
+# -- Errors show the text they quote with control characters escaped ---------------------
+
+#: Text a hostile or broken server could put into error_message: a CR that rewinds the
+#: line, a forged log line after LF, an ANSI erase, OSC 52 (write the clipboard), a bidi
+#: override, a C1 control, a line separator, a NUL.
+HOSTILE = (
+    "Reservation gone\r\n2026-01-01 INFO purchased +12135551234\x1b[2K"
+    "\x1b]52;c;ZXZpbA==\x07\u202eevil\x85\u2028\x00"
+)
+ESCAPED = (
+    "Reservation gone\\r\\n2026-01-01 INFO purchased +12135551234\\x1b[2K"
+    "\\x1b]52;c;ZXZpbA==\\x07\\u202eevil\\x85\\u2028\\x00"
+)
+
+
+async def test_str_of_an_api_error_escapes_2chats_control_characters(
+    fake: FakeTwoChat, chat: TwoChatSession
+) -> None:
+    """2Chat's error_message with CR/LF, ESC, OSC 52... shows escaped; .message keeps it raw."""
+    fake.script(Reply(status=404, json=envelope(HOSTILE)))
+    with pytest.raises(NotFoundError) as info:
+        await chat.reserve("abc-123")
+    assert str(info.value) == f"HTTP 404 (POST /open/numbers/reservations): {ESCAPED}"
+    assert info.value.message == HOSTILE  # the attribute is 2Chat's own text
+    assert info.value.body["error_message"] == HOSTILE
+
+
+async def test_a_logged_api_error_forges_no_line(
+    fake: FakeTwoChat, chat: TwoChatSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """logger.exception() of the error, traceback included, holds no control character."""
+    fake.script(Reply(status=500, json=envelope(HOSTILE)))
+    try:
+        await chat.reserve("abc-123")
+    except ServerError:
+        logging.getLogger("test.app").exception("reserve failed")
+    text = caplog.text
+    assert set(text) & {char for char, _ in CONTROLS} == {"\n"}  # the log's own line ends, no other
+    assert text.splitlines()[-1] == (
+        f"twochat_async.errors.ServerError: HTTP 500 (POST /open/numbers/reservations): {ESCAPED}"
+    )
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES[:-1], ids=lambda cls: cls.__name__)
+def test_every_error_shows_its_message_escaped(cls: type[Exception]) -> None:
+    """str() of each error of the tree has no control character left."""
+    # (ArgumentError quotes values with repr(): tests/test_arguments.py.)
+    error = representative(cls)
+    error.args = (HOSTILE, *error.args[1:])
+    if isinstance(error, APIError):
+        error.message = HOSTILE
+    shown = str(error)
+    assert ESCAPED in shown
+    assert errors.escape_controls(shown) == shown
+    assert shown.isprintable()
+
+
+#: Each character escape_controls escapes, as its range's ends and a middle point.
+CONTROLS = [
+    ("\x00", "\\x00"),
+    ("\t", "\\t"),
+    ("\n", "\\n"),
+    ("\r", "\\r"),
+    ("\x07", "\\x07"),
+    ("\x1b", "\\x1b"),
+    ("\x1f", "\\x1f"),
+    ("\x7f", "\\x7f"),
+    ("\x80", "\\x80"),
+    ("\x9b", "\\x9b"),  # CSI, the one-character ESC [
+    ("\x9f", "\\x9f"),
+    ("\u061c", "\\u061c"),
+    ("\u200e", "\\u200e"),
+    ("\u200f", "\\u200f"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+    ("\u202a", "\\u202a"),
+    ("\u202e", "\\u202e"),
+    ("\u2066", "\\u2066"),
+    ("\u2069", "\\u2069"),
+    ("\ud800", "\\ud800"),
+    ("\udfff", "\\udfff"),
+]
+
+
+@pytest.mark.parametrize(("char", "escaped"), CONTROLS, ids=lambda c: repr(c)[1:-1])
+def test_escape_controls_writes_each_control_as_its_escape(char: str, escaped: str) -> None:
+    """A control character inside text becomes the text of its escape, as repr() writes it."""
+    assert errors.escape_controls(f"a{char}b{char}") == f"a{escaped}b{escaped}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Reservation abc not found",
+        "São Paulo, Zürich, Łódź",
+        "東京 / القاهرة / Москва",
+        "👨\u200d👩\u200d👧 family",  # zero-width joiners hold the emoji together
+        "C:\\path\\x1b is text",  # a backslash, even before 'x1b', is left alone
+        "a\u00a0b",  # a no-break space is printable text
+    ],
+)
+def test_escape_controls_leaves_other_text_as_it_is(text: str) -> None:
+    """Accents, other scripts, emoji and backslashes come back unchanged (the same object)."""
+    assert errors.escape_controls(text) is text
+
+
+def test_escape_controls_escapes_the_whole_control_ranges() -> None:
+    """Every C0 and C1 control and DEL is escaped; the printable neighbours are not."""
+    for code in [*range(0x20), *range(0x7F, 0xA0)]:
+        escaped = errors.escape_controls(chr(code))
+        assert escaped.isprintable()
+        assert escaped.isascii()
+        assert escaped.startswith("\\")
+    assert errors.escape_controls(" ~\xa0") == " ~\xa0"
+
+
+def test_escaping_twice_changes_nothing() -> None:
+    """Escaped text has nothing left to escape: the CLI may escape a message again."""
+    once = errors.escape_controls(HOSTILE)
+    assert errors.escape_controls(once) is once

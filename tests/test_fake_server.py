@@ -6,15 +6,19 @@ import asyncio
 import contextlib
 import io
 import os
+import re
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from twochat_async import TwoChatSession
 from twochat_async.cli import main as cli_main
+from twochat_async.testing import FakeTwoChat
 from twochat_async.testing._server import main as server_main
 from twochat_async.testing._server import serve
 
@@ -148,3 +152,79 @@ def test_taken_port_in_process_exits_1(
         code = main(["fake-server", *argv] if main is cli_main else argv)
     assert code == 1
     assert capsys.readouterr().err.startswith(f"fake-server: cannot listen on 127.0.0.1:{port}")
+
+
+# -- Listening on every interface; a log that stays bounded however long it serves -------
+
+
+async def test_on_every_interface_it_prints_a_base_url_the_sdk_accepts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--host 0.0.0.0 exports http://127.0.0.1:PORT, usable as is, and says how others reach it."""
+    out = Flushed()
+    serving = asyncio.create_task(serve("0.0.0.0", 0, out))  # noqa: S104 - the point of the test
+    try:
+        await asyncio.wait_for(out.flushed.wait(), 10)
+        exported = dict(line.split("=", 1) for line in out.getvalue().splitlines())
+        assert exported["TWOCHAT_BASE_URL"].startswith("http://127.0.0.1:")
+        # No allow_insecure_http: the SDK takes the URL printed as it is.
+        async with TwoChatSession(
+            exported["TWOCHAT_API_KEY"], base_url=exported["TWOCHAT_BASE_URL"], trust_env=False
+        ) as chat:
+            assert await chat.did_types()
+    finally:
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.wait_for(serving, 10)
+    port = exported["TWOCHAT_BASE_URL"].rsplit(":", 1)[1]
+    assert capsys.readouterr().err == (
+        f"fake-server: listening on every interface: other machines use "
+        f"http://<this host's address>:{port}; plain http, so a client there passes "
+        "allow_insecure_http=True (twochat --allow-insecure-http).\n"
+    )
+
+
+async def test_a_fake_with_keep_requests_logs_only_the_latest() -> None:
+    """keep_requests=3 keeps the last 3 requests; calls, received() and info() count all."""
+    fake = FakeTwoChat(keep_requests=3)
+    async with fake as base_url, TwoChatSession(fake.api_key, base_url=base_url) as chat:
+        for country in ("US", "CA", "GB", "DE", "BR"):
+            await chat.groups(country)
+        await fake.received("GET /open/numbers/groups", 5)
+        assert (await chat.info()).api_request_count == 6
+    assert [r["query"].get("country") for r in fake.requests] == ["DE", "BR", None]
+    assert fake.requests[-1]["path"] == "/open/info"
+    assert fake.calls == {"GET /open/numbers/groups": 5, "GET /open/info": 1}
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "10"], ids=repr)
+def test_keep_requests_must_be_a_count(value: object) -> None:
+    """keep_requests is None or an int of 0 or more: anything else is a ValueError."""
+    with pytest.raises(ValueError, match=r"^keep_requests must be an int of at least 0"):
+        FakeTwoChat(keep_requests=value)  # type: ignore[arg-type]
+
+
+def _rss_kib(pid: int) -> int:
+    """The resident memory of process ``pid``, in KiB (from Linux's /proc, as CI runs)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB$", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+async def test_the_servers_memory_stays_bounded_however_many_requests_it_logs() -> None:
+    """1,500 requests of 64 KiB (96 MiB in all) leave the server's memory nearly where it was."""
+    body = b'{"group_id": "abc-123", "pad": "' + b"x" * 65536 + b'"}'
+    async with started(*COMMANDS["twochat fake-server"]) as (process, exported):
+        url = exported["TWOCHAT_BASE_URL"] + "/open/numbers/purchase"
+        async with aiohttp.ClientSession() as http:
+
+            async def send(count: int) -> None:
+                for _ in range(count):  # a wrong key: 401, logged, nothing bought
+                    async with http.post(url, data=body, headers={"X-User-API-Key": "no"}) as r:
+                        assert r.status == 401
+
+            await send(200)  # past the kept 100: the log is full and memory warmed up
+            before = _rss_kib(process.pid)
+            await send(1500)
+            grown = _rss_kib(process.pid) - before
+    # An unbounded log would keep every body: 96 MiB more.
+    assert grown < 32 * 1024, f"the server grew by {grown} KiB"

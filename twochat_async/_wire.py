@@ -37,6 +37,7 @@ from .errors import (
     RateLimitError,
     ServerError,
     UnprocessableEntityError,
+    escape_controls,
 )
 from .models import SNIPPET_CHARS, DidTypeName, converter, finite, shown
 
@@ -102,10 +103,22 @@ def check_utf8(value: str, name: str) -> str:
 
 
 def check_id(value: object, name: str) -> str:
-    """Return ``value`` if it is a non-blank string of valid text, else raise ``ValueError``."""
+    """Return ``value`` if it is a non-blank string of valid text, else raise ``ValueError``.
+
+    Valid text has no control characters (those `escape_controls` escapes): 2Chat
+    echoes ids and search text into its messages, and a CR, LF or ESC there would reach
+    the caller's logs and terminal.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ArgumentError(name, f"must be a non-empty string, got {shown(value)}")
-    return check_utf8(value, name)
+    check_utf8(value, name)
+    if escape_controls(value) != value:
+        raise ArgumentError(
+            name,
+            "must be text without control characters (CR, LF, TAB, NUL, ESC, DEL, C1 "
+            f"controls, bidirectional overrides or line separators); got {shown(value)}",
+        )
+    return value
 
 
 def check_text(value: object, name: str) -> str | None:

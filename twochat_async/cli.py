@@ -3,6 +3,11 @@
 The API key is read from ``TWOCHAT_API_KEY`` only, never from the command line, where it
 would land in shell history and process listings. ``--fake`` runs against an embedded
 `twochat_async.testing.FakeTwoChat`, so no key or network is needed.
+
+Everything the command prints goes through `_write`, which escapes control characters
+(`twochat_async.errors.escape_controls`): a server's text cannot move the cursor, erase a
+line, write the clipboard or forge a line of output. ``--json`` prints strict JSON,
+ASCII only (non-finite numbers as ``null``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,7 +29,7 @@ import attrs
 from ._session import API_KEY_ENV, TwoChatSession
 from ._version import __version__
 from ._wire import ArgumentError
-from .errors import TwoChatError
+from .errors import TwoChatError, escape_controls
 from .models import Purchase, Reservation
 
 __all__ = ["main"]
@@ -34,7 +40,22 @@ Command = Callable[[TwoChatSession, argparse.Namespace], Awaitable[Any]]
 Printer = Callable[[Any, TextIO], None]
 
 
+def _write(out: TextIO, line: str, *, end: str = "\n") -> None:
+    """Print ``line``: the one way the command writes, control characters escaped.
+
+    Characters ``out``'s encoding cannot hold are written as escapes too, so a city name
+    on an ASCII terminal is not an error.
+    """
+    text = escape_controls(line)
+    encoding = getattr(out, "encoding", None)
+    if encoding and not text.isascii():
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
+    print(text, end=end, file=out)
+
+
 def _to_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or Infinity
     if attrs.has(type(value)):
         return {key: _to_json(item) for key, item in attrs.asdict(value, recurse=False).items()}
     if isinstance(value, datetime):
@@ -49,7 +70,17 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+def _dumps(value: Any, indent: int | None = None) -> str:
+    """Return ``value`` as strict JSON text, ASCII only: what `_to_json` makes of it."""
+    return json.dumps(_to_json(value), indent=indent, allow_nan=False)
+
+
 def _text(value: Any) -> str:
+    """Return how a value is shown in a table or record: escaped, so its width is its own."""
+    return escape_controls(_plain(value))
+
+
+def _plain(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(value, frozenset):
@@ -59,7 +90,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Mapping):
-        return json.dumps(_to_json(value))
+        return _dumps(value)
     return "-" if value is None else str(value)
 
 
@@ -77,7 +108,7 @@ def _show_record(record: Any, out: TextIO) -> None:
     values = attrs.asdict(record, recurse=False)
     width = max(map(len, values))
     for label, value in values.items():
-        print(f"{label:<{width}}  {_text(value)}", file=out)
+        _write(out, f"{label:<{width}}  {_text(value)}")
 
 
 def _show_reservation(reservation: Reservation, out: TextIO) -> None:
@@ -89,13 +120,13 @@ def _show_reservation(reservation: Reservation, out: TextIO) -> None:
         ("expires", f"{_text(reservation.expires_at)} ({_duration(reservation.expires_in())})"),
     ]
     for label, value in rows:
-        print(f"{label:<12} {value}", file=out)
+        _write(out, f"{label:<12} {value}")
 
 
 def _show_table(records: Sequence[Any], out: TextIO) -> None:
     """Print records as a table with one column per field."""
     if not records:
-        print("(none)", file=out)
+        _write(out, "(none)")
         return
     if attrs.has(type(records[0])):
         columns = [field.name for field in attrs.fields(type(records[0]))]
@@ -103,16 +134,15 @@ def _show_table(records: Sequence[Any], out: TextIO) -> None:
     else:  # free-form mappings (requirements): one column per key seen
         columns = list(dict.fromkeys(key for record in records for key in record))
         rows = [[_text(_to_json(record.get(name))) for name in columns] for record in records]
-    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
-    for line in [columns, *rows]:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip(),
-            file=out,
-        )
+    header = [_text(name) for name in columns]  # free-form keys are 2Chat's text too
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for line in [header, *rows]:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        _write(out, "  ".join(cells).rstrip())
 
 
 def _show_done(message: str, out: TextIO) -> None:
-    print(message, file=out)
+    _write(out, message)
 
 
 async def _cancel(chat: TwoChatSession, args: argparse.Namespace) -> str:
@@ -155,12 +185,12 @@ def _show_purchase(purchase: Purchase, out: TextIO) -> None:
     number = purchase.number or "unknown: 2Chat's answer does not say (see details)"
     rows = [("group_id", purchase.group_id), ("number", number), ("details", purchase.details)]
     for label, value in rows:
-        print(f"{label:<8}  {_text(value)}", file=out)
+        _write(out, f"{label:<8}  {_text(value)}")
 
 
 def _show_lines(lines: list[str], out: TextIO) -> None:
     for line in lines:
-        print(line, file=out)
+        _write(out, line)
 
 
 #: subcommand -> (call, human-readable printer)
@@ -354,7 +384,8 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
         await stack.enter_async_context(chat)
         result = await call(chat, args)
     if args.json:
-        print(json.dumps(_to_json(result), indent=2), file=out)
+        for line in _dumps(result, indent=2).splitlines():
+            _write(out, line)
     else:
         show(result, out)
 
@@ -368,17 +399,17 @@ def _refused_purchase(args: argparse.Namespace) -> int | None:
     if args.command != "purchase" or args.yes or args.fake:
         return None
     if not sys.stdin.isatty():
-        print(
+        _write(
+            sys.stderr,
             "twochat: error: purchase spends money: pass --yes to buy without a terminal to "
             "confirm on; nothing was bought",
-            file=sys.stderr,
         )
         return 2
     what = args.number or "a random number"
-    print(f"Buy {what} from group {args.group_id}? It costs money. [y/N] ", end="", file=sys.stderr)
+    _write(sys.stderr, f"Buy {what} from group {args.group_id}? It costs money. [y/N] ", end="")
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-        print("twochat: not confirmed; nothing was bought", file=sys.stderr)
+        _write(sys.stderr, "twochat: not confirmed; nothing was bought")
         return 1
     return None
 
@@ -397,13 +428,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(run(args, sys.stdout))
     except ValueError as exc:
         text = exc.words(_OPTION_NAMES) if isinstance(exc, ArgumentError) else str(exc)
-        print(f"twochat: error: {text}", file=sys.stderr)
+        _write(sys.stderr, f"twochat: error: {text}")
         return 2
     except TwoChatError as exc:
-        print(f"twochat: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _write(sys.stderr, f"twochat: {type(exc).__name__}: {exc}")
         return 1
     except KeyboardInterrupt:
-        print("twochat: interrupted", file=sys.stderr)
+        _write(sys.stderr, "twochat: interrupted")
         return 130
     return 0
 

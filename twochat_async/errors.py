@@ -23,10 +23,20 @@ TwoChatError                    base of everything the SDK raises on purpose
 Bad arguments are not errors of this tree: they raise `ValueError` before any I/O.
 Any other error status (e.g. 406, 410, 486) raises a plain
 [`APIError`][twochat_async.errors.APIError].
+
+What an error shows and what it keeps: ``str()`` of every error, and so its traceback and
+any log line made of it, shows the text it quotes (2Chat's ``error_message``, a piece of
+an answer, an id you passed) with control characters escaped as Python writes them:
+ESC as ``\\x1b``, CR and LF as ``\\r`` and ``\\n``, also C1 controls, bidirectional
+overrides and lone surrogates (see `escape_controls`). So an error is one line, and a
+server cannot forge log lines or terminal output through it. The attributes keep the
+text as it came: ``.message`` and ``.body`` are 2Chat's own; escape them yourself
+(`escape_controls`) before printing them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # The public names of this module; the package exports them (see __init__.py).
@@ -48,6 +58,49 @@ __all__ = [
 ]
 
 
+#: What `escape_controls` escapes, as (first, last) code points: C0 controls (NUL to US:
+#: TAB, LF, CR, ESC, BEL...), DEL and C1 controls, the bidirectional marks, embeddings,
+#: overrides and isolates (they reorder what a terminal shows), the line and paragraph
+#: separators, and lone surrogates (no encoding can print them).
+_CONTROL_RANGES = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0x061C, 0x061C),
+    (0x200E, 0x200F),
+    (0x2028, 0x202E),
+    (0x2066, 0x2069),
+    (0xD800, 0xDFFF),
+)
+_CONTROLS = re.compile(
+    "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in _CONTROL_RANGES) + "]"
+)
+#: Each of them as Python's repr() writes it: ``\\x1b``, ``\\n``, ``\\u202e``.
+_ESCAPES = {code: repr(chr(code))[1:-1] for a, b in _CONTROL_RANGES for code in range(a, b + 1)}
+
+
+def escape_controls(text: str) -> str:
+    """Return ``text`` with every control character written as its escape, e.g. ``\\x1b``.
+
+    The one way the SDK shows text that came from 2Chat or from a caller: in error
+    messages, log lines and the ``twochat`` command's output. It escapes what could
+    forge a line or drive a terminal: C0 controls (CR, LF, TAB, ESC, BEL, NUL...), DEL,
+    C1 controls (U+0080 to U+009F), bidirectional overrides, embeddings, isolates and
+    marks (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), the line and
+    paragraph separators (U+2028, U+2029), and lone surrogates. Other text, accents, CJK
+    and emoji included, is left as it is, and so is a backslash: the result is meant to be
+    read, not parsed back, and escaping it again changes nothing.
+
+    Args:
+        text: What to show.
+
+    Returns:
+        ``text`` itself when it holds none of those characters, else the escaped copy.
+    """
+    if _CONTROLS.search(text) is None:
+        return text
+    return text.translate(_ESCAPES)
+
+
 def _rebuild(cls: type[TwoChatError], args: tuple[Any, ...]) -> TwoChatError:
     """Make an empty ``cls`` with ``args``, for unpickling; its attributes follow as state."""
     return cls.__new__(cls, *args)
@@ -59,6 +112,10 @@ class TwoChatError(Exception):
     Every error of the tree survives ``pickle``, ``copy`` and ``deepcopy`` with its type,
     message and attributes: it can cross a process (a ``ProcessPoolExecutor``, Celery).
     """
+
+    def __str__(self) -> str:
+        # Control characters escaped: the message may quote 2Chat's text or a caller's.
+        return escape_controls(super().__str__())
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exception's own __reduce__ rebuilds with type(self)(*self.args), which the
@@ -72,7 +129,8 @@ class APIError(TwoChatError):
 
     Attributes:
         status: The HTTP status code of the answer.
-        message: 2Chat's ``error_message``, or a description of the answer when it had none.
+        message: 2Chat's ``error_message`` as sent, or a description of the answer when
+            it had none; ``str()`` shows it with control characters escaped.
         body: The decoded JSON body, or a truncated text snippet when it was not JSON.
         retry_after: Seconds the server asked to wait before retrying (its
             ``Retry-After`` header, seconds or HTTP-date), or ``None``.
@@ -110,7 +168,7 @@ class APIError(TwoChatError):
     def __str__(self) -> str:
         # e.g. "HTTP 404 (DELETE /open/numbers/reservations/abc): Reservation abc not found"
         request = f" ({self.method} {self.path})" if self.method and self.path else ""
-        return f"HTTP {self.status}{request}: {self.message}"
+        return escape_controls(f"HTTP {self.status}{request}: {self.message}")
 
 
 class BadRequestError(APIError):

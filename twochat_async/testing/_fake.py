@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import math
 import re
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from .._wire import check_count
 from ._catalogue import CITIES, DID_TYPES, REGIONS, REQUIREMENTS, FakeGroup, default_catalogue
 
 # The public names of this module; twochat_async.testing exports them.
@@ -129,6 +131,19 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _reachable(host: str) -> str:
+    """Return the address a client on this machine reaches ``host`` at.
+
+    ``0.0.0.0`` (or ``""``) listens on every interface but is no address to connect to:
+    the SDK would refuse it as plain http to another machine.
+    """
+    try:
+        unspecified = host == "" or ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name such as "localhost"
+        unspecified = False
+    return "127.0.0.1" if unspecified else host
+
+
 def _country(request: web.Request) -> str:
     """Return the required ``country`` query parameter, upper-cased, or refuse with 422."""
     country = request.query.get("country", "").upper()
@@ -169,7 +184,11 @@ class FakeTwoChat:
         requests_per_minute: The account limit ``GET /open/info`` reports.
         port: The port to listen on; 0 picks a free one.
         host: The IPv4 address to listen on: ``127.0.0.1`` (this machine only), or
-            ``0.0.0.0`` to be reached from other machines or containers.
+            ``0.0.0.0`` to be reached from other machines or containers too.
+        keep_requests: How many of the latest requests `requests` keeps; ``None`` (the
+            default) keeps every one. A fake that serves for long should bound it: each
+            entry holds a request's headers and body. `calls`, `received()` and the
+            count ``info()`` reports still count every request.
 
     Attributes:
         api_key: The only API key the fake accepts.
@@ -181,7 +200,9 @@ class FakeTwoChat:
         sold: Numbers bought, by number, with the group they came from.
         calls: How many requests arrived, by ``"METHOD /path"`` (path without query).
         requests: Every request's method, path, query, headers, raw body and arrival time
-            (``"received"``, on ``time.monotonic()``), in order of arrival.
+            (``"received"``, on ``time.monotonic()``), in order of arrival; only the
+            latest ``keep_requests`` of them when that is set.
+        keep_requests: How many of the latest requests `requests` keeps, or ``None``.
         latency: Seconds added before every answer.
         requests_per_minute: The limit ``GET /open/info`` reports.
         port: The port asked for; 0 picks a free one (``base_url`` shows the one in use).
@@ -189,6 +210,8 @@ class FakeTwoChat:
         rate_limited: How many requests were refused with 429 by the budget (see
             `set_budget()`).
         base_url: The address the fake serves on, set by `start()`; ``""`` until then.
+            With ``host="0.0.0.0"`` it names ``127.0.0.1``, which reaches every
+            interface from this machine (other machines use this machine's address).
         app: The aiohttp ``web.Application`` that answers the requests; `start()` after a
             `stop()` serves a new one (an application is bound to the loop it ran on).
     """
@@ -204,8 +227,14 @@ class FakeTwoChat:
         requests_per_minute: int = 80,
         port: int = 0,
         host: str = "127.0.0.1",
+        keep_requests: int | None = None,
     ) -> None:
         self.api_key = api_key
+        self.keep_requests = (
+            None
+            if keep_requests is None
+            else check_count(keep_requests, "keep_requests", minimum=0)
+        )
         self.host = host
         self.clock = clock
         self.reservation_ttl = reservation_ttl
@@ -389,7 +418,7 @@ class FakeTwoChat:
         site = web.SockSite(runner, sock)
         await site.start()
         self._runner = runner
-        self.base_url = f"http://{self.host}:{sock.getsockname()[1]}"
+        self.base_url = f"http://{_reachable(self.host)}:{sock.getsockname()[1]}"
         return self.base_url
 
     async def stop(self) -> None:
@@ -426,6 +455,8 @@ class FakeTwoChat:
                 "received": time.monotonic(),
             }
         )
+        if self.keep_requests is not None and len(self.requests) > self.keep_requests:
+            del self.requests[: len(self.requests) - self.keep_requests]
         self._wake()
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -476,7 +507,7 @@ class FakeTwoChat:
 
     async def _info(self, request: web.Request) -> web.Response:
         usage = {
-            "api_request_count": len(self.requests),
+            "api_request_count": self.calls.total(),
             "max_api_request_count": 500000,
             "number_check_count": 0,
             "max_number_check_count": 500000,

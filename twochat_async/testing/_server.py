@@ -2,6 +2,7 @@
 
 For code in other processes, other languages or containers: it prints the two variables
 that point a client at it, ready to ``export``, then serves until SIGINT or SIGTERM.
+It may serve for weeks, so it keeps only the latest `KEPT_REQUESTS` requests in its log.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from .._wire import is_loopback
 from ._fake import FakeTwoChat
+
+#: How many of the latest requests the server's fake keeps (`FakeTwoChat.requests`): its
+#: memory stays bounded however long it serves (each entry holds a body of up to 1 MiB).
+KEPT_REQUESTS = 100
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -33,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 async def serve(host: str, port: int, out: TextIO) -> None:
     """Serve a `FakeTwoChat` until SIGINT or SIGTERM, after printing how to reach it.
 
+    On ``0.0.0.0`` the base URL printed is ``http://127.0.0.1:PORT``, which the SDK
+    accepts; a line on stderr says how other machines reach it.
+
     Args:
         host: The address to listen on.
         port: The port to listen on; 0 picks a free one.
@@ -45,18 +54,35 @@ async def serve(host: str, port: int, out: TextIO) -> None:
         # Not on Windows' loops: there Ctrl-C raises KeyboardInterrupt instead.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(number, stop.set)
-    fake = FakeTwoChat(host=host, port=port)
+    fake = FakeTwoChat(host=host, port=port, keep_requests=KEPT_REQUESTS)
     try:
         async with fake as base_url:
             print(f"TWOCHAT_BASE_URL={base_url}", file=out)
             print(f"TWOCHAT_API_KEY={fake.api_key}", file=out)
             # Flushed now: a reader waits for these lines before it starts its client.
             out.flush()
+            _tell_the_way_in(host, base_url)
             await stop.wait()
     finally:
         for number in signals:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(number)
+
+
+def _tell_the_way_in(host: str, base_url: str) -> None:
+    """Say on stderr how other machines reach a server that listens beyond loopback."""
+    port = base_url.rsplit(":", 1)[1]
+    if base_url != f"http://{host}:{port}":  # 0.0.0.0: TWOCHAT_BASE_URL names 127.0.0.1
+        where = f"every interface: other machines use http://<this host's address>:{port}"
+    elif is_loopback(host):
+        return
+    else:
+        where = host
+    print(
+        f"fake-server: listening on {where}; plain http, so a client there passes "
+        "allow_insecure_http=True (twochat --allow-insecure-http).",
+        file=sys.stderr,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
