@@ -614,6 +614,23 @@ async def test_reserve_cancel_by_the_answers_uuid_that_fails_is_one_warning(
     assert API_KEY not in caplog.text
 
 
+async def test_a_warning_shows_2chats_text_escaped_on_one_line(
+    fake: FakeTwoChat, chat: TwoChatSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A number 2Chat wrote with CR, LF and ESC is shown escaped: the WARNING is one line."""
+    caplog.set_level(logging.WARNING, logger="twochat_async")
+    number = "+12135551240\r\n2099-01-01 INFO twochat_async: all fine\x1b[2K"
+    # The fake reserves under its own uuid, so the cancel of UUID on exit fails.
+    fake.script(Reply(201, body=reservation_answer(number=number), handle=True))
+    async with chat.hold("abc-123") as hold:
+        assert hold.reservation.number == number
+    records = [r for r in caplog.records if r.name == "twochat_async"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    message = records[0].getMessage()
+    assert "+12135551240\\r\\n2099-01-01 INFO twochat_async: all fine\\x1b[2K" in message
+    assert not any(char in message for char in "\r\n\x1b")
+
+
 @pytest.mark.parametrize(
     "answer",
     [

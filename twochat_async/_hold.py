@@ -313,7 +313,8 @@ class Hold:
         if buying is not None and not buying.done():
             await asyncio.wait([buying])  # ends within the session's timeout
             if self._purchase is not None and ended_by is not None:
-                logger.warning(
+                _wire.warn(
+                    logger,
                     "The purchase of %s (reservation %s) went through after its block "
                     "ended with %s: the number is bought.",
                     reservation.number,
@@ -323,7 +324,8 @@ class Hold:
         if self._state == "released":
             await self._release(reservation)
         elif self._state == "unknown":
-            logger.warning(
+            _wire.warn(
+                logger,
                 "The outcome of the purchase of %s is unknown (%s): 2Chat may have bought "
                 "it, so its reservation %s was not cancelled (it expires at %s). Check "
                 "reservations() and the numbers of your 2Chat account before buying it again.",
@@ -362,7 +364,8 @@ class Hold:
 
     def _doubt(self, why: str, number: str | None) -> None:
         """Log that a reservation may have been made that the hold cannot cancel."""
-        logger.warning(
+        _wire.warn(
+            logger,
             "The reservation of %s may have been made: its outcome is unknown (%s), and the "
             "hold cannot cancel it without its uuid. Check reservations() and cancel it, or "
             "let it lapse at its expires_at.",
@@ -380,8 +383,8 @@ class Hold:
         try:
             await self._chat.cancel_reservation(uuid)
         except (TwoChatError, ValueError) as exc:  # ValueError: a uuid unfit for a path
-            logger.warning(
-                "Could not cancel the reservation %s of %s (%s): %s", uuid, held, about, exc
+            _wire.warn(
+                logger, "Could not cancel the reservation %s of %s (%s): %s", uuid, held, about, exc
             )
 
 

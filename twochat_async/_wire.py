@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import math
 import random
 import re
@@ -420,12 +421,7 @@ def held_purchase_body(group_id: str, number: str) -> bytes:
         ValueError: ``number`` is blank or holds control characters (nothing is sent).
     """
     check_id(group_id, "group_id")
-    if not isinstance(number, str) or not number.strip() or not number.isprintable():
-        raise ArgumentError(
-            "reservation.number",
-            f"must be text without control characters to be sent back to 2Chat, got "
-            f"{shown(number)}",
-        )
+    check_id(number, "reservation.number")
     return encode_json({"group_id": group_id, "number": number})
 
 
@@ -684,3 +680,16 @@ def retry_delay(
         return exc.retry_after + random.uniform(0.0, spread)  # noqa: S311
     # Exponential backoff with full jitter (spreads out tasks that failed together).
     return random.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
+
+
+# -- logging ------------------------------------------------------------------------------
+
+
+def warn(logger: logging.Logger, template: str, *args: object) -> None:
+    """Log a WARNING, each argument shown with its control characters escaped.
+
+    The arguments are 2Chat's or Redis's text (a number, a uuid, an error): a CR, LF or
+    ESC in them would forge a log line or drive the terminal that shows it.
+    """
+    # stacklevel: the record names the caller's line, not this one.
+    logger.warning(template, *(escape_controls(str(arg)) for arg in args), stacklevel=2)

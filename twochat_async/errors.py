@@ -30,8 +30,8 @@ an answer, an id you passed) with control characters escaped as Python writes th
 ESC as ``\\x1b``, CR and LF as ``\\r`` and ``\\n``, also C1 controls, bidirectional
 overrides and lone surrogates (see `escape_controls`). So an error is one line, and a
 server cannot forge log lines or terminal output through it. The attributes keep the
-text as it came: ``.message`` and ``.body`` are 2Chat's own; escape them yourself
-(`escape_controls`) before printing them.
+text as it came: ``.message`` and ``.body`` are 2Chat's own; escape them yourself (e.g.
+with ``repr()``) before printing them.
 """
 
 from __future__ import annotations

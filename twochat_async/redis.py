@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from ._limit import LATENESS, AccountLimit, Limiter, RateLimiter, pacing, pause_seconds
 from ._loops import close_guard, close_with_loop
+from ._wire import warn
 from .errors import TwoChatError
 from .models import RateLimit
 
@@ -265,7 +266,8 @@ class RedisRateLimit(Limiter):
         self._fallback_until = time.monotonic() + FALLBACK_SECONDS
         if not self._outage:
             self._outage = True
-            logger.warning(
+            warn(
+                logger,
                 "Redis of the shared rate limit failed (%s: %s); each process keeps its own "
                 "limit at the same rate until Redis answers again.",
                 what,
