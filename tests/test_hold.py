@@ -691,7 +691,7 @@ async def test_purchase_refused_before_sending_leaves_the_hold_held_and_exit_can
     async with serve(server.handle) as base_url, TwoChatSession(API_KEY, base_url=base_url) as chat:
         async with chat.hold("abc-123") as hold:
             assert hold.reservation.number == number
-            with pytest.raises(ValueError, match="control characters|non-empty"):
+            with pytest.raises(ValueError, match=r"control characters|non-empty"):
                 await hold.purchase()
             states = [hold.state]
         states.append(hold.state)
