@@ -853,20 +853,37 @@ async def test_the_command_prints_no_control_character_a_server_sends() -> None:
 
 
 async def test_the_command_prints_strict_json_and_never_exits_2_for_an_answer() -> None:
-    """NaN in an answer gives strict JSON (or a clean exit 1); a surrogate, output, not 2."""
+    """NaN in an answer is a clean exit 1 naming it; a lone surrogate is output, not exit 2."""
     env = {"TWOCHAT_API_KEY": API_KEY, "PYTHONIOENCODING": "ascii"}
     async with serve(hostile) as base_url:
         code, out, err = await twochat(
             "--base-url", base_url, "--json", "requirements", "DE", env=env
         )
         listed = await twochat("--base-url", base_url, "regions", "US", env=env)
-    if code == 0:
-        assert json.loads(out, parse_constant=_refuse_constant) == [{"id": "r", "fee": None}]
-    else:
-        assert (code, out) == (1, "")
-        assert err.startswith("twochat: InvalidResponseError: ")
+    assert (code, out) == (1, "")
+    assert err == (
+        "twochat: InvalidResponseError: 2Chat answered 200 OK with JSON holding NaN, which "
+        "JSON does not allow\n"
+    )
     assert listed[::2] == (0, "")
     assert table(listed[1])[1] == ["1", SHOWN + "\\ud800", "US"]
+
+
+async def deep(request: web.Request) -> web.Response:
+    """An answer nested 100,000 deep, which once raised a raw RecursionError."""
+    return web.Response(text="[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+
+async def test_the_command_reports_a_deeply_nested_answer_in_one_line() -> None:
+    """Exit 1 and one line naming the problem, not a RecursionError traceback."""
+    env = {"TWOCHAT_API_KEY": API_KEY}
+    async with serve(deep) as base_url:
+        code, out, err = await twochat("--base-url", base_url, "reservations", env=env)
+    assert (code, out) == (1, "")
+    assert err == (
+        "twochat: InvalidResponseError: 2Chat answered 200 OK with JSON nested deeper "
+        "than 64 levels\n"
+    )
 
 
 def _runs_the_command(test: Any) -> bool:

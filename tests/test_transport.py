@@ -127,11 +127,28 @@ def key_of(request: bytes) -> bytes:
     raise AssertionError("the request carried no API key")
 
 
+def json_escaped(key: bytes, every: int = 1) -> bytes:
+    """Return ``key`` with every ``every``-th character written as a JSON ``\\uXXXX`` escape."""
+    return b"".join(
+        b"\\u%04x" % char if i % every == 0 else bytes([char]) for i, char in enumerate(key)
+    )
+
+
+def filled(template: bytes, key: bytes) -> bytes:
+    """Return ``template`` with ``{key}``, ``{ukey}`` and ``{halfkey}`` (see `send`) filled."""
+    return (
+        template.replace(b"{key}", key)
+        .replace(b"{ukey}", json_escaped(key))
+        .replace(b"{halfkey}", json_escaped(key, 2))
+    )
+
+
 def send(template: bytes) -> RawReply:
-    """Reply with ``template`` (``{key}`` replaced by the request's key), then close."""
+    """Reply with ``template``, then close: ``{key}`` is replaced by the request's key,
+    ``{ukey}`` by it in JSON escapes, ``{halfkey}`` by it with every other one escaped."""
 
     async def reply(request: bytes, reader: asyncio.StreamReader, writer: Any) -> None:
-        writer.write(template.replace(b"{key}", key_of(request)))
+        writer.write(filled(template, key_of(request)))
         await writer.drain()
 
     return reply
@@ -143,8 +160,8 @@ async def hang(request: bytes, reader: asyncio.StreamReader, writer: Any) -> Non
 
 
 def response(status: str, body: bytes, *headers: str) -> bytes:
-    """An HTTP/1.1 answer whose Content-Length fits ``body`` once ``{key}`` is replaced."""
-    length = len(body.replace(b"{key}", KEY.encode()))
+    """An HTTP/1.1 answer whose Content-Length fits ``body`` once `filled`."""
+    length = len(filled(body, KEY.encode()))
     lines = [f"HTTP/1.1 {status}", *headers, f"Content-Length: {length}", "", ""]
     return "\r\n".join(lines).encode() + body
 
@@ -203,6 +220,17 @@ ECHOING_REPLIES = {
     "2xx JSON that is not a reservation": send(
         response("201 Created", b'{"success": true, "data": {"echo": "{key}"}}')
     ),
+    "2xx JSON echoing the key in \\u escapes": send(
+        response("201 Created", b'{"success": true, "data": {"echo": "{ukey}"}}')
+    ),
+    "an error message echoing the key in \\u escapes": send(
+        response("400 Bad Request", b'{"success": false, "error_message": "no {ukey} here"}')
+    ),
+    "an error message echoing the key half escaped": send(
+        response(
+            "403 Forbidden", b'{"success": false, "error_message": "{halfkey}", "k": "{ukey}"}'
+        )
+    ),
     "502 HTML page": send(response("502 Bad Gateway", b"<html>" + b"z" * 150 + b"{key}</html>")),
     "redirect to a URL holding the key": send(
         b"HTTP/1.1 302 Found\r\nLocation: https://evil.example/?k={key}\r\n"
@@ -220,6 +248,18 @@ async def test_no_piece_of_the_key_in_any_error_chain_or_frame_locals(case: str)
         error = await failure_of(server.url)
     assert server.requests, "the request reached the server"
     assert_clean(error)
+
+
+async def test_a_record_holds_no_piece_of_a_key_the_server_escaped() -> None:
+    """What a call returns is scrubbed after JSON decoding too: a purchase's kept answer."""
+    body = b'{"success": true, "echo": "x{ukey}y", "more": ["{halfkey}", {"{ukey}": 1}]}'
+    async with (
+        RawServer(send(response("201 Created", body))) as server,
+        TwoChatSession(KEY, base_url=server.url, max_retries=0) as chat,
+    ):
+        bought = await chat.purchase("abc-123", "+12135551234")
+    assert bought.details == {"echo": "x***y", "more": ["***", {"***": 1}]}
+    assert not leaks(repr(bought))
 
 
 async def test_no_piece_of_the_key_when_the_connection_is_refused_or_times_out() -> None:

@@ -317,9 +317,22 @@ def test_parse_returns_the_json_object_of_a_success(status: int) -> None:
     assert payload == _wire.parse(status, {}, json.dumps(payload).encode())
 
 
-def test_parse_accepts_a_success_without_the_success_flag() -> None:
-    """A 2xx object lacking "success" is still a success (missing fields are tolerated)."""
-    assert _wire.parse(200, {}, b'{"data": {"x": 1}}') == {"data": {"x": 1}}
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b'{"data": {"x": 1}}', "missing"),
+        (b'{"success": "false"}', "of 'false'"),
+        (b'{"success": 0}', "of 0"),
+        (b'{"success": null}', "of None"),
+        (b'{"success": 1}', "of 1"),
+    ],
+    ids=["missing", "string", "zero", "null", "one"],
+)
+def test_parse_takes_only_a_json_true_success_flag_as_success(body: bytes, shown: str) -> None:
+    """A 2xx whose "success" is anything but JSON true is InvalidResponseError, not a success."""
+    with pytest.raises(InvalidResponseError, match=f'"success" flag {shown}, where') as info:
+        _wire.parse(200, {}, body)
+    assert info.value.body == json.loads(body)
 
 
 @pytest.mark.parametrize(

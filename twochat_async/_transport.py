@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import platform
+import re
 import sys
 import urllib.request
 import zlib
@@ -346,7 +348,9 @@ class Transport:
         raw = answer.body
         if answer.encoding is not None:
             raw = self._redactor.bytes(self._decompress(raw, answer.encoding, answer.status))
-        return answer.status, _wire.parse(answer.status, answer.headers, raw)
+        return answer.status, _wire.parse(
+            answer.status, answer.headers, raw, self._redactor.decoded
+        )
 
     async def _roundtrip(
         self,
@@ -514,19 +518,23 @@ class Redactor:
 
     Any window of 12 characters of the key holds a whole one of its aligned 6-character
     blocks, so a body holding none of the blocks (the usual case: a few substring checks)
-    holds no piece; only then are pieces searched for.
+    holds no piece; only then are pieces searched for, by one regular expression, each
+    found piece masked together with as much of the key as follows it.
     """
 
-    __slots__ = ("_blocks", "_key", "_pieces", "_width")
+    __slots__ = ("_blocks", "_key", "_offsets", "_pattern", "_text_blocks", "_width")
 
     def __init__(self, key: str) -> None:
         self._key = key
         self._width = width = min(_PIECE, len(key))
         step = max(1, width // 2)
-        self._blocks = tuple(
-            key[i : i + step].encode() for i in range(0, len(key) - step + 1, step)
-        )
-        self._pieces = frozenset(key[i : i + width] for i in range(len(key) - width + 1))
+        self._text_blocks = tuple(key[i : i + step] for i in range(0, len(key) - step + 1, step))
+        self._blocks = tuple(block.encode() for block in self._text_blocks)
+        # Each piece's first place in the key (the scan finds any piece masking leaves).
+        self._offsets: dict[str, int] = {}
+        for i in range(len(key) - width + 1):
+            self._offsets.setdefault(key[i : i + width], i)
+        self._pattern = re.compile("|".join(map(re.escape, sorted(self._offsets))))
 
     def bytes(self, data: bytes) -> bytes:
         """Return ``data`` with the key and its pieces replaced by ``***``."""
@@ -541,22 +549,46 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """Return ``text`` with the key and its pieces replaced by ``***``."""
-        width, pieces = self._width, self._pieces
-        covered = [False] * len(text)
-        found = False
-        for i in range(len(text) - width + 1):
-            if text[i : i + width] in pieces:
-                covered[i : i + width] = [True] * width
-                found = True
-        if not found:
+        found = self._pattern.search(text)
+        if found is None:
             return text
         out: list[str] = []
-        for i, char in enumerate(text):
-            if not covered[i]:
-                out.append(char)
-            elif i == 0 or not covered[i - 1]:
-                out.append("***")
+        done = 0
+        while found is not None:
+            start = found.start()
+            end = self._run_end(text, start, self._offsets[found.group()])
+            out += (text[done:start], "***")
+            done = end
+            # What is left of a piece cut at `end` is shorter than a piece: only pieces
+            # starting at `end` or later can remain.
+            found = self._pattern.search(text, end)
+        out.append(text[done:])
         return "".join(out)
+
+    def _run_end(self, text: str, start: int, at: int) -> int:
+        """Return where the key's text from ``at``, found at ``start``, stops matching."""
+        key, good = self._key, self._width
+        if text[start + good : start + good + 1] != key[at + good : at + good + 1]:
+            return start + good  # the usual case: the key does not go on
+        most = min(len(key) - at, len(text) - start)
+        while good < most:  # a binary search by slices, compared in C
+            mid = (good + most + 1) // 2
+            if text[start + good : start + mid] == key[at + good : at + mid]:
+                good = mid
+            else:
+                most = mid - 1
+        return start + good
+
+    def decoded(self, payload: Any) -> Any:
+        """Return a decoded JSON answer with the key and its pieces masked in every string.
+
+        For answers that had escapes (``\\/``, ``\\uXXXX``), which can hide the key from
+        `bytes`: written back without escapes, masked as text and read again.
+        """
+        text = json.dumps(payload, ensure_ascii=False)
+        if not any(map(text.count, self._text_blocks)):
+            return payload
+        return json.loads(self.text(text))
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Return the headers an error reads (Retry-After, Location), scrubbed."""

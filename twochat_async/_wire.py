@@ -7,13 +7,15 @@ plain function of its inputs, so it is tested with plain calls.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import ipaddress
 import json
 import logging
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -443,34 +445,128 @@ def describe_status(status: int) -> str:
         return str(status)
 
 
-def parse(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+class _Refused(ValueError):
+    """A JSON value `load_json` does not take."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name}, which JSON does not allow")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _Refused(f"the number {text[:40]!r}, beyond a float's range")
+    return number
+
+
+#: How deep an answer's arrays and objects may nest (2Chat's go 4 deep): deeper ones
+#: would make errors and records that pickle and copy cannot take (they recurse).
+MAX_JSON_DEPTH = 64
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
+
+
+def _too_deep(body: bytes) -> bool:
+    """Whether the arrays and objects of a (valid) JSON body nest deeper than MAX_JSON_DEPTH.
+
+    Escaped backslashes and quotes go first, so every quote left delimits a string; then
+    all but quotes and brackets, then the strings; each pass then removes one level.
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    bare = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    brackets = b"".join(bare.split(b'"')[::2])
+    for _ in range(MAX_JSON_DEPTH):
+        brackets = _INNERMOST.sub(b"", brackets)
+        if not brackets:
+            return False
+    return True
+
+
+#: From this size on, the cycle collector is paused while a body is read.
+_PAUSE_GC_BYTES = 256 * 1024
+
+
+@contextlib.contextmanager
+def _no_collection(size: int) -> Iterator[None]:
+    """Pause the cycle collector for a large body: JSON builds no cycles, yet a million
+    small arrays trigger collection after collection, each walking every object (the read
+    then takes four times as long, the event loop stalled throughout)."""
+    if size < _PAUSE_GC_BYTES or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def load_json(body: bytes) -> Any:
+    """Read a body as strict JSON: no ``NaN``/``Infinity``, no number beyond a float, no
+    nesting deeper than MAX_JSON_DEPTH.
+
+    Raises:
+        ValueError: The body is not JSON; its text says why, for a message.
+    """
+    try:
+        with _no_collection(len(body)):
+            value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"not JSON: {snippet(body)!r}") from None
+    except RecursionError:  # each array or object nests a call
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except _Refused as exc:
+        raise ValueError(f"JSON holding {exc}") from None
+    except ValueError as exc:  # int(): more digits than sys.get_int_max_str_digits()
+        raise ValueError(f"JSON holding an integer too long to read ({exc})") from None
+    if _too_deep(body):
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def parse(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    unescaped: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
     """Read a 2Chat answer: the JSON object of a success, or raise its error.
+
+    ``unescaped`` is given the decoded answer of a body with escapes (``\\uXXXX``), to
+    return it scrubbed: escapes can hide what the body's bytes were scrubbed of.
 
     Raises:
         APIError: The status is not 2xx, or the body says ``"success": false``.
-        InvalidResponseError: A success whose body is not a JSON object.
+        InvalidResponseError: A success whose body is not a JSON object with
+            ``"success": true``.
     """
+    payload: Any = None
     try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        payload = None
+        payload = load_json(body)
+    except ValueError as exc:
         if 200 <= status < 300:
-            kind = "an empty body" if not body.strip() else f"not JSON: {snippet(body)!r}"
+            kind = "an empty body" if not body.strip() else str(exc)
             raise InvalidResponseError(
                 f"2Chat answered {describe_status(status)} with {kind}",
                 status=status,
                 body=snippet(body),
             ) from None
-    if 200 <= status < 300 and not (isinstance(payload, dict) and payload.get("success") is False):
-        if not isinstance(payload, dict):
-            raise InvalidResponseError(
-                f"2Chat answered {describe_status(status)} with JSON that is not an object: "
-                f"{snippet(body)!r}",
-                status=status,
-                body=payload,
-            )
+    if unescaped is not None and b"\\" in body:
+        payload = unescaped(payload)
+    if not 200 <= status < 300 or (isinstance(payload, dict) and payload.get("success") is False):
+        raise api_error(status, headers, body, payload)
+    if not isinstance(payload, dict):
+        problem = f"JSON that is not an object: {snippet(body)!r}"
+    elif payload.get("success") is not True:
+        flag = f"of {shown(payload['success'])}" if "success" in payload else "missing"
+        problem = f'its "success" flag {flag}, where a success has true'
+    else:
         return payload
-    raise api_error(status, headers, body, payload)
+    raise InvalidResponseError(
+        f"2Chat answered {describe_status(status)} with {problem}", status=status, body=payload
+    )
 
 
 #: The one table from HTTP status to error class; other statuses >= 500 are ServerError,
@@ -577,6 +673,29 @@ def _describe(exc: BaseException, type_: type | None) -> str:
     return format_exception(exc, type_)
 
 
+#: How many field errors a decoding error lists, each cut to SNIPPET_CHARS.
+SHOWN_FIELD_ERRORS = 5
+
+
+def _unchecked(exc: BaseException) -> int:
+    """Count the list items a failed structuring gave up on (see `models._BadItems`)."""
+    below = getattr(exc, "exceptions", ())
+    return getattr(exc, "unchecked", 0) + sum(map(_unchecked, below))
+
+
+def _details(lines: list[str], unchecked: int) -> str:
+    """Join the first field errors, then say how many more there were or went unchecked."""
+    shown_lines = [
+        line[:SNIPPET_CHARS] + ("…" if len(line) > SNIPPET_CHARS else "")
+        for line in lines[:SHOWN_FIELD_ERRORS]
+    ]
+    if len(lines) > SHOWN_FIELD_ERRORS:
+        shown_lines.append(f"and {len(lines) - SHOWN_FIELD_ERRORS} more field errors")
+    if unchecked:
+        shown_lines.append(f"{unchecked} more items not checked")
+    return "; ".join(shown_lines)
+
+
 def decode(
     payload: Mapping[str, Any], path: str, cls: type[T], /, *, status: int, **given: Any
 ) -> T:
@@ -602,7 +721,7 @@ def decode(
         return converter.structure(value, cls)
     except Exception as exc:  # structuring is pure: any failure means the data was bad
         if isinstance(exc, cattrs.BaseValidationError):
-            details = "; ".join(cattrs.transform_error(exc, path, _describe))
+            details = _details(cattrs.transform_error(exc, path, _describe), _unchecked(exc))
         else:
             details = f"{exc} @ {path}"
         what = path if path != "$" else getattr(cls, "__name__", str(cls))

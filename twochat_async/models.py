@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
-from cattrs.errors import AttributeValidationNote
+from cattrs.errors import AttributeValidationNote, IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn
 
 # The public names of this module; the package exports them (see __init__.py).
@@ -397,6 +397,47 @@ def _structure_decimal(value: Any, _: Any) -> Decimal:
     return result
 
 
+#: How many bad items of a list are structured before giving up: the error then says how
+#: many were left unchecked. Each failure costs far more than a success (its error tree is
+#: built), so a list of a million bad items must not be tried whole.
+MAX_BAD_ITEMS = 5
+
+
+class _BadItems(IterableValidationError):
+    """Some items of a list failed; ``unchecked`` more after the last were not tried."""
+
+    unchecked = 0
+
+
+def _bounded_list(kind: Any, conv: cattrs.Converter) -> Any:
+    """Return the hook of ``list[X]``: a JSON array only, checked until 5 items fail."""
+    item: Any = kind.__args__[0]
+    structure_item = conv.get_structure_hook(item)
+
+    def structure(value: Any, _: Any) -> list[Any]:
+        if not isinstance(value, list):  # a str or dict would be iterated item by item
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        done: list[Any] = []
+        errors: list[Exception] = []
+        for index, element in enumerate(value):
+            try:
+                done.append(structure_item(element, item))
+            except Exception as exc:
+                # Noted as cattrs notes an item, so that the error's path says [index].
+                note = IterableValidationNote(f"Structuring item @ index {index}", index, item)
+                exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
+                errors.append(exc)
+                if len(errors) == MAX_BAD_ITEMS:
+                    break
+        if errors:
+            failed = _BadItems(f"While structuring {kind!r}", errors, kind)
+            failed.unchecked = len(value) - index - 1
+            raise failed
+        return done
+
+    return structure
+
+
 def _structure_mapping(value: Any, _: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object, got {type(value).__name__}")
@@ -520,6 +561,9 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
+    conv.register_structure_hook_factory(
+        lambda t: getattr(t, "__origin__", None) is list and len(t.__args__) == 1, _bounded_list
+    )
 
     def via(record: type[T], wire: type[Any], build: Any) -> None:
         conv.register_structure_hook(record, lambda value, _: build(conv.structure(value, wire)))
