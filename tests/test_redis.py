@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -412,3 +413,142 @@ async def test_outside_a_session_it_says_how_to_use_it(redis_url: str) -> None:
     limit = RedisRateLimit(redis_url, per_minute=80)
     with pytest.raises(TwoChatError, match="rate_limit="):
         await limit.acquire()
+
+
+# -- a stalled Redis, and a corrupt budget --------------------------------------------------
+
+
+@contextmanager
+def stalled_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A private redis-server, to SIGSTOP; it is continued and stopped at the end whatever
+    the test did."""
+    with run_redis() as (server, port):
+        try:
+            yield server, port
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+
+
+async def test_a_stalled_redis_bounds_every_call_whatever_the_client(
+    fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py's defaults wait for ever; a SIGSTOPped Redis still fails a round trip in 1 s."""
+    with stalled_redis() as (server, port):
+        client = redis.asyncio.Redis(port=port)  # no socket timeout at all
+        limit = RedisRateLimit(redis=client, per_minute=6000)
+        with caplog.at_level(logging.WARNING, logger="twochat_async"):
+            async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+                await chat.did_types()
+                os.kill(server.pid, signal.SIGSTOP)
+                # Before the bound, this waited as long as Redis stayed stopped.
+                await asyncio.wait_for(chat.did_types(), 15)
+        await client.aclose()
+    (record,) = caplog.records
+    assert "Redis of the shared rate limit failed (TimeoutError" in record.getMessage()
+    assert fake.calls["GET /open/numbers/did-types"] == 2
+
+
+async def test_a_call_cancelled_while_redis_is_stalled_ends_at_once(fake: FakeTwoChat) -> None:
+    """A waiter cancelled on a stopped Redis gives up giving its slot back, and ends."""
+    with stalled_redis() as (server, port):
+        client = redis.asyncio.Redis(port=port)
+        limit = RedisRateLimit(redis=client, per_minute=60)
+        async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+            await chat.did_types()
+            before = await tat(client)
+            waiting = asyncio.create_task(chat.did_types())  # books the slot 1 s on, sleeps
+            await until_changed(client, before)
+            os.kill(server.pid, signal.SIGSTOP)
+            waiting.cancel()
+            # Before the bound, the give-back waited on the stopped Redis for ever.
+            done, _ = await asyncio.wait({waiting}, timeout=10)
+            assert done == {waiting}
+            assert waiting.cancelled()
+        await client.aclose()
+    assert fake.calls["GET /open/numbers/did-types"] == 1
+
+
+async def until_changed(client: redis.asyncio.Redis, before: list[Any]) -> None:
+    """Wait until a budget's TAT moves (a caller booked a slot), 10 s at most."""
+    for _ in range(1000):
+        if await tat(client) != before:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no slot was booked")
+
+
+SHUTDOWN = """
+import asyncio, os, signal, sys
+import redis.asyncio
+from twochat_async import TwoChatSession
+from twochat_async.redis import RedisRateLimit
+from twochat_async.testing import FakeTwoChat
+
+port, pid, key = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+
+async def main():
+    fake = FakeTwoChat(api_key=key)
+    base_url = await fake.start()
+    limit = RedisRateLimit(redis=redis.asyncio.Redis(port=port), per_minute=60)
+    chat = TwoChatSession(key, base_url=base_url, rate_limit=limit)
+    await chat.did_types()
+    waiting = asyncio.create_task(chat.did_types())  # books the slot 1 s on, sleeps
+    await asyncio.sleep(0.3)
+    os.kill(pid, signal.SIGSTOP)
+    print("stopped", flush=True)
+    # main returns: asyncio.run cancels the waiter, whose give-back meets a stopped Redis
+
+asyncio.run(main())
+print("exited", flush=True)
+"""
+
+
+def test_asyncio_run_ends_with_redis_stalled_mid_call() -> None:
+    """The main coroutine returns while a call waits on a stopped Redis: the process ends."""
+    with stalled_redis() as (server, port):
+        try:
+            finished = subprocess.run(  # noqa: S603 - our interpreter, our script
+                [sys.executable, "-c", SHUTDOWN, str(port), str(server.pid), API_KEY],
+                capture_output=True,
+                text=True,
+                timeout=30,  # it ends in about 2 s; before the bounds, never
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError("asyncio.run() never ended with Redis stopped") from exc
+    assert (finished.returncode, finished.stdout) == (0, "stopped\nexited\n"), finished.stderr
+
+
+@pytest.mark.parametrize("field", ["tat", "pause"])
+async def test_a_budget_set_far_ahead_is_reset_with_a_warning(
+    field: str, redis_url: str, fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A budget a day ahead (a clock fault, a stray write) parks no call: reset, one WARNING."""
+    limit = RedisRateLimit(redis_url, per_minute=6000)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        await chat.did_types()
+        (key,) = await client.keys("twochat:budget:*")
+        seconds, micros = await client.time()
+        a_day_on = (seconds + 86_400) * 1_000_000 + micros
+        await client.hset(key, field, a_day_on)
+        with caplog.at_level(logging.WARNING, logger="twochat_async"):
+            await asyncio.wait_for(chat.did_types(), 15)  # before: a day's wait
+            await chat.did_types()
+        now = (seconds + 60) * 1_000_000
+        assert int(await client.hget(key, "tat")) < now
+    await client.aclose()
+    (record,) = caplog.records
+    assert "further ahead than any caller could have set it" in record.getMessage()
+    assert fake.calls["GET /open/numbers/did-types"] == 3
+
+
+async def test_a_deep_queue_is_not_taken_for_a_corrupt_budget(
+    redis_url: str, fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """30 callers queued at 600/min wait their turns (3 s): no reset, no WARNING."""
+    limit = RedisRateLimit(redis_url, per_minute=600)
+    with caplog.at_level(logging.WARNING, logger="twochat_async"):
+        async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+            await asyncio.gather(*(chat.did_types() for _ in range(30)))
+    assert caplog.records == []
+    assert fake.calls["GET /open/numbers/did-types"] == 30

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import aiohttp
+
+# A deadline for a block, which (unlike asyncio.wait_for on 3.10 and 3.11) never swallows
+# a cancellation that arrives as the awaited call completes.
+if sys.version_info >= (3, 11):
+    from asyncio import timeout
+else:  # aiohttp's own dependency there
+    from async_timeout import timeout
+
+__all__ = ["close_guard", "close_with_loop", "dispose", "timeout"]
 
 
 async def _hold_open(close: Callable[[], Awaitable[object]]) -> AsyncGenerator[None, None]:

@@ -16,7 +16,6 @@ import json
 import logging
 import platform
 import re
-import sys
 import urllib.request
 import zlib
 from collections.abc import AsyncGenerator, Mapping
@@ -26,14 +25,10 @@ from typing import Any, NamedTuple
 import aiohttp
 from yarl import URL
 
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as _timeout
-else:  # aiohttp's own dependency there
-    from async_timeout import timeout as _timeout
-
 from . import _wire
 from ._limit import Limiter
 from ._loops import close_guard, close_with_loop, dispose
+from ._loops import timeout as _timeout
 from ._version import __version__
 from .errors import (
     APIConnectionError,

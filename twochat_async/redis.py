@@ -31,7 +31,8 @@ from redis.exceptions import RedisError
 
 from ._limit import LATENESS, AccountLimit, Limiter, RateLimiter, pacing, pause_seconds
 from ._loops import close_guard, close_with_loop
-from ._wire import warn
+from ._loops import timeout as bounded
+from ._wire import MAX_RETRY_AFTER, warn
 from .errors import TwoChatError
 from .models import RateLimit
 
@@ -45,14 +46,30 @@ logger = logging.getLogger("twochat_async")
 #: millisecond). Shorter, processes starting together on a busy host time out.
 REDIS_TIMEOUT = 0.5
 
+#: The longest the limiter waits for one Redis round trip, whatever client it was given
+#: (redis-py's own default is to wait for ever): a stalled Redis then costs a call this
+#: once a second at most, as a failure does.
+ROUND_TRIP_TIMEOUT = 1.0
+
+#: The longest a cancelled caller spends giving its slot back: past it the slot is
+#: wasted (one interval of the budget), and the cancellation goes on.
+GIVE_BACK_TIMEOUT = 0.25
+
+#: How many callers may queue on one budget, across every process, before a wait Redis
+#: asks for is taken as corrupt state rather than a queue (see `RedisRateLimit`).
+MAX_QUEUE = 256
+
 #: How long the per-process limit stands in after a Redis failure before Redis is tried
 #: again.
 FALLBACK_SECONDS = 1.0
 
-# KEYS[1]: the budget's hash. ARGV: mode, interval and tolerance in microseconds, and the
-# booked slot (confirm) or pause (pause) or booked TAT (cancel). Times are integer
-# microseconds of Redis's clock: skew between the callers' hosts does not matter.
-# Returns {wait, slot, tat}: the microseconds until the slot, the slot, the TAT it set.
+# KEYS[1]: the budget's hash. ARGV: mode, interval and tolerance in microseconds, the
+# booked slot (confirm) or pause (pause) or booked TAT (cancel), and the furthest ahead of
+# now that a TAT or pause can be. Times are integer microseconds of Redis's clock: skew
+# between the callers' hosts does not matter. A budget further ahead (a bug, a clock
+# fault, a stray write) is deleted: state of a budget no caller could have made.
+# Returns {wait, slot, tat, reset}: the microseconds until the slot, the slot, the TAT it
+# set, and 1 if the budget was deleted as corrupt.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -60,28 +77,34 @@ local mode = ARGV[1]
 local interval = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
 local arg = tonumber(ARGV[4])
+local ahead = tonumber(ARGV[5])
 local v = redis.call('HMGET', KEYS[1], 'tat', 'pause')
 local tat = tonumber(v[1]) or 0
 local pause = tonumber(v[2]) or 0
+local reset = 0
+if tat - now > ahead or pause - now > ahead then
+  redis.call('DEL', KEYS[1])
+  tat, pause, reset = 0, 0, 1
+end
 if mode == 'confirm' and pause <= arg then
-  return {0, arg, tat}
+  return {0, arg, tat, reset}
 elseif mode == 'cancel' then
   if tat == arg then
     redis.call('HSET', KEYS[1], 'tat', tat - interval)
   end
-  return {0, 0, tat}
+  return {0, 0, tat, reset}
 elseif mode == 'pause' then
   pause = math.max(pause, now + arg)
   tat = math.max(tat, pause + tolerance)
   redis.call('HSET', KEYS[1], 'tat', tat, 'pause', pause)
   redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + 60000)
-  return {0, 0, tat}
+  return {0, 0, tat, reset}
 end
 local slot = math.max(now, tat - tolerance, pause)
 tat = math.max(tat, slot) + interval
 redis.call('HSET', KEYS[1], 'tat', tat, 'pause', pause)
 redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + 60000)
-return {slot - now, slot, tat}
+return {slot - now, slot, tat, reset}
 """
 
 
@@ -93,6 +116,11 @@ class RedisRateLimit(Limiter):
     It keeps to the budget as strictly as `RateLimit` does in one process: at most
     ``per_minute`` requests in any 60 s, paced 3 % under the budget. A 429 pauses every
     process for its ``Retry-After`` (1 s without one).
+
+    Every Redis round trip is bounded by the limiter (1 s), whatever client it is given:
+    a stalled Redis counts as a failure (see ``on_error``). A budget in Redis further
+    ahead than the longest pause plus 256 queued callers could put it is taken as
+    corrupt: it is reset, with a WARNING.
 
     Args:
         url: A ``redis://`` URL; the client built from it (short timeouts) is closed with
@@ -139,7 +167,7 @@ class RedisRateLimit(Limiter):
         self._key: str | None = None
         self._account_limit: AccountLimit | None = None
         self._local: RateLimiter | None = None
-        self._interval = self._tolerance = 0
+        self._interval = self._tolerance = self._ahead = 0
         self._late = LATENESS
         self._fallback_until = -math.inf
         self._outage = False
@@ -169,6 +197,8 @@ class RedisRateLimit(Limiter):
         limit = RateLimit(limit.per_minute, self._burst)
         interval, tolerance = pacing(limit)
         self._interval, self._tolerance = round(interval * 1e6), round(tolerance * 1e6)
+        # The furthest ahead a budget can be: the longest pause, then a queue of callers.
+        self._ahead = round((MAX_RETRY_AFTER + tolerance + MAX_QUEUE * interval) * 1e6)
         self._late = max(interval / 2, LATENESS)
         self._local = RateLimiter(limit)
 
@@ -196,7 +226,7 @@ class RedisRateLimit(Limiter):
                     # Give the slot back if it is still the last one booked; a Redis
                     # failure here must not replace the cancellation.
                     with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
-                        await self._run("cancel", tat)
+                        await self._run("cancel", tat, GIVE_BACK_TIMEOUT)
                     raise
                 late = time.monotonic() - booked - wait / 1e6
                 # Woken half a slot late or more (a stalled loop): sent now, it would
@@ -246,14 +276,31 @@ class RedisRateLimit(Limiter):
         self._owned[loop] = (client, close_with_loop(client.aclose))
         return client
 
-    async def _run(self, mode: str, arg: int) -> tuple[int, int, int]:
+    async def _run(
+        self, mode: str, arg: int, timeout: float = ROUND_TRIP_TIMEOUT
+    ) -> tuple[int, int, int]:
+        """Run the script once, within ``timeout``: ``(wait, slot, tat)``.
+
+        Raises:
+            asyncio.TimeoutError: Redis did not answer in time.
+            RedisError: Redis failed.
+        """
         if self._key is None or self._local is None:
             raise _unbound()
         client = self._client()
         if self._script is None:
             self._script = client.register_script(_SCRIPT)  # run by its SHA-1 after once
-        args: list[str | int] = [mode, self._interval, self._tolerance, arg]
-        answer: Any = await self._script(keys=[self._key], args=args, client=client)
+        args: list[str | int] = [mode, self._interval, self._tolerance, arg, self._ahead]
+        async with bounded(timeout):
+            answer: Any = await self._script(keys=[self._key], args=args, client=client)
+        if int(answer[3]):
+            warn(
+                logger,
+                "The shared rate limit's budget in Redis (%s) was further ahead than any "
+                "caller could have set it (a clock fault, a bug, another writer?); it was "
+                "reset.",
+                self._key,
+            )
         return int(answer[0]), int(answer[1]), int(answer[2])
 
     def _failed(self, exc: BaseException, *, raising: bool = True) -> None:
