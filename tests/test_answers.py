@@ -241,3 +241,17 @@ async def test_every_decoding_failure_is_a_twochat_error() -> None:
         assert isinstance(info.value, InvalidResponseError)
         assert len(str(info.value)) < MAX_MESSAGE
         json.dumps(str(info.value))  # a plain, printable message
+
+
+async def test_a_huge_error_message_is_shown_cut_and_kept_whole() -> None:
+    """A 1 MB error_message: str() shows its start and its length; .message keeps it all."""
+    text = "No credits. " * 90_000
+    body = json.dumps({"success": False, "error_message": text}).encode()
+    async with answering(402, body) as chat:
+        with pytest.raises(APIError) as info:
+            await chat.reserve("abc-123")
+    assert info.value.message == text
+    shown = str(info.value)
+    assert len(shown) < MAX_MESSAGE
+    assert shown.startswith("HTTP 402 (POST /open/numbers/reservations): No credits. No")
+    assert shown.endswith(f"… ({len(text):,} characters in all)")

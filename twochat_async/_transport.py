@@ -583,7 +583,10 @@ class Redactor:
         text = json.dumps(payload, ensure_ascii=False)
         if not any(map(text.count, self._text_blocks)):
             return payload
-        return json.loads(self.text(text))
+        try:
+            return json.loads(self.text(text))
+        except ValueError:  # a key with a quote or backslash in it, masked across an escape
+            return None
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Return the headers an error reads (Retry-After, Location), scrubbed."""

@@ -78,6 +78,10 @@ _CONTROLS = re.compile(
 _ESCAPES = {code: repr(chr(code))[1:-1] for a, b in _CONTROL_RANGES for code in range(a, b + 1)}
 
 
+#: How much of 2Chat's ``error_message`` an `APIError`'s ``str()`` shows.
+SHOWN_MESSAGE_CHARS = 1000
+
+
 def escape_controls(text: str) -> str:
     """Return ``text`` with every control character written as its escape, e.g. ``\\x1b``.
 
@@ -168,7 +172,10 @@ class APIError(TwoChatError):
     def __str__(self) -> str:
         # e.g. "HTTP 404 (DELETE /open/numbers/reservations/abc): Reservation abc not found"
         request = f" ({self.method} {self.path})" if self.method and self.path else ""
-        return escape_controls(f"HTTP {self.status}{request}: {self.message}")
+        message = self.message
+        if len(message) > SHOWN_MESSAGE_CHARS:  # .message keeps it whole
+            message = f"{message[:SHOWN_MESSAGE_CHARS]}… ({len(message):,} characters in all)"
+        return escape_controls(f"HTTP {self.status}{request}: {message}")
 
 
 class BadRequestError(APIError):
