@@ -7,7 +7,6 @@ plain function of its inputs, so it is tested with plain calls.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import ipaddress
 import json
@@ -15,7 +14,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -484,23 +483,10 @@ def _too_deep(body: bytes) -> bool:
     return True
 
 
-#: From this size on, the cycle collector is paused while a body is read.
+#: From this size on, the cycle collector is paused while a body is read: JSON builds no
+#: cycles, yet a million small arrays trigger collection after collection, each walking
+#: every object (the read then takes four times as long, the event loop stalled).
 _PAUSE_GC_BYTES = 256 * 1024
-
-
-@contextlib.contextmanager
-def _no_collection(size: int) -> Iterator[None]:
-    """Pause the cycle collector for a large body: JSON builds no cycles, yet a million
-    small arrays trigger collection after collection, each walking every object (the read
-    then takes four times as long, the event loop stalled throughout)."""
-    if size < _PAUSE_GC_BYTES or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def load_json(body: bytes) -> Any:
@@ -510,9 +496,11 @@ def load_json(body: bytes) -> Any:
     Raises:
         ValueError: The body is not JSON; its text says why, for a message.
     """
+    paused = len(body) >= _PAUSE_GC_BYTES and gc.isenabled()
+    if paused:
+        gc.disable()
     try:
-        with _no_collection(len(body)):
-            value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"not JSON: {snippet(body)!r}") from None
     except RecursionError:  # each array or object nests a call
@@ -521,6 +509,9 @@ def load_json(body: bytes) -> Any:
         raise ValueError(f"JSON holding {exc}") from None
     except ValueError as exc:  # int(): more digits than sys.get_int_max_str_digits()
         raise ValueError(f"JSON holding an integer too long to read ({exc})") from None
+    finally:
+        if paused:
+            gc.enable()
     if _too_deep(body):
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
