@@ -985,3 +985,10 @@ def test_backoff_is_exponential_with_full_jitter_up_to_8_seconds(attempt: int, c
     assert len(drawn) == 200
     assert all(0.0 <= wait <= cap for wait in drawn)
     assert max(drawn) > cap / 2
+
+
+def test_parse_reads_utf8_with_or_without_a_byte_order_mark() -> None:
+    """UTF-8 is JSON's encoding; a leading BOM is skipped, as RFC 8259 allows."""
+    body = '{"success": true, "data": {"name": "Zürich"}}'.encode()
+    assert _wire.parse(200, {}, b"\xef\xbb\xbf" + body) == _wire.parse(200, {}, body)
+    assert _wire.parse(200, {}, body)["data"] == {"name": "Zürich"}

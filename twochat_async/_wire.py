@@ -489,6 +489,10 @@ def _too_deep(body: bytes) -> bool:
 _PAUSE_GC_BYTES = 256 * 1024
 
 
+#: Made once: json.loads(..., parse_float=...) would build a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
 def load_json(body: bytes) -> Any:
     """Read a body as strict JSON: no ``NaN``/``Infinity``, no number beyond a float, no
     nesting deeper than MAX_JSON_DEPTH.
@@ -500,7 +504,8 @@ def load_json(body: bytes) -> Any:
     if paused:
         gc.disable()
     try:
-        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+        # UTF-8, JSON's own encoding (RFC 8259), and a byte order mark it lets us skip.
+        value = _DECODER.decode(body.decode("utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"not JSON: {snippet(body)!r}") from None
     except RecursionError:  # each array or object nests a call
