@@ -20,6 +20,7 @@ from twochat_async import (
     InvalidResponseError,
     NotFoundError,
     PaymentRequiredError,
+    RateLimit,
     ServerError,
     TwoChatError,
     TwoChatSession,
@@ -272,6 +273,33 @@ async def test_expired_hold_checks_its_own_expiry_before_the_network() -> None:
     assert fake.sold == {}
     assert len(deletes(fake)) == 1
     assert fake.active_reservations() == []
+
+
+async def test_a_purchase_that_waited_past_the_expiry_is_not_sent() -> None:
+    """The expiry is checked again once the budget lets the purchase go: nothing is sent,
+    the hold stays held, and its exit cancels the reservation."""
+    # Reservations expire 1.5 s from now by the real clock (0.5-1.5 s: 2Chat writes whole
+    # seconds), though the fake would sell them for an hour; at 30 a minute the purchase
+    # waits about 2 s behind the reserve.
+    lag = timedelta(hours=1) - timedelta(seconds=1.5)
+    fake = FakeTwoChat(api_key=API_KEY, clock=lambda: datetime.now(timezone.utc) - lag)
+    async with (
+        fake as base_url,
+        TwoChatSession(API_KEY, base_url=base_url, rate_limit=RateLimit(30)) as chat,
+    ):
+
+        async def flow() -> str:
+            async with chat.hold("abc-123") as hold:
+                assert not hold.reservation.is_expired()
+                with pytest.raises(TwoChatError, match="expired") as info:
+                    await hold.purchase()
+                assert not isinstance(info.value, APIError)
+                return hold.state
+
+        assert await flow() == "held"
+    assert fake.calls[PURCHASE] == 0
+    assert fake.sold == {}
+    assert len(deletes(fake)) == 1
 
 
 async def test_failed_cancel_is_logged_without_the_key_and_does_not_replace_the_error(

@@ -50,6 +50,16 @@ async def _finish(work: Coroutine[Any, Any, None]) -> None:
     await asyncio.shield(_keep(asyncio.ensure_future(work)))
 
 
+def _refuse_expired(reservation: Reservation) -> None:
+    """Raise `TwoChatError` if ``reservation`` has expired: its purchase is not sent."""
+    if reservation.is_expired():
+        raise TwoChatError(
+            f"The reservation of {reservation.number} expired at "
+            f"{reservation.expires_at:%Y-%m-%d %H:%M:%S} UTC; nothing was bought. "
+            "Reserve the number again to buy it."
+        )
+
+
 def _did_nothing(exc: BaseException) -> bool:
     """Whether a failed reserve or purchase surely did nothing (else its outcome is unknown)."""
     if isinstance(exc, ValueError):
@@ -244,12 +254,7 @@ class Hold:
                 f"The hold of {reservation.number} was released when its block was left; "
                 "nothing was bought. Reserve the number again to buy it."
             )
-        if reservation.is_expired():
-            raise TwoChatError(
-                f"The reservation of {reservation.number} expired at "
-                f"{reservation.expires_at:%Y-%m-%d %H:%M:%S} UTC; nothing was bought. "
-                "Reserve the number again to buy it."
-            )
+        _refuse_expired(reservation)
         # Built before the state moves: a number refused here was never sent.
         body = _wire.held_purchase_body(self._group_id, reservation.number)
         self._state = "purchasing"
@@ -295,7 +300,10 @@ class Hold:
 
     async def _buy(self, reservation: Reservation, body: bytes) -> Purchase:
         try:
-            bought = await self._chat._purchase(self._group_id, reservation.number, body)
+            # Checked again once the budget let it go: the wait may outlast the reservation.
+            bought = await self._chat._purchase(
+                self._group_id, reservation.number, body, lambda: _refuse_expired(reservation)
+            )
         except BaseException as exc:
             if _did_nothing(exc):
                 self._state = "released" if self._left else "held"

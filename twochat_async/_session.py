@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -423,9 +423,18 @@ class TwoChatSession:
         """
         return await self._purchase(group_id, number, _wire.reservation_body(group_id, number))
 
-    async def _purchase(self, group_id: str, number: str | None, body: bytes) -> Purchase:
-        """Send a purchase whose body is built and checked already (`Hold` builds its own)."""
-        status, payload = await self._transport.request("POST", _PURCHASE, body=body)
+    async def _purchase(
+        self,
+        group_id: str,
+        number: str | None,
+        body: bytes,
+        ready: Callable[[], None] | None = None,
+    ) -> Purchase:
+        """Send a purchase whose body is built and checked already (`Hold` builds its own).
+
+        ``ready`` is called just before it is sent (see `Transport.request`).
+        """
+        status, payload = await self._transport.request("POST", _PURCHASE, body=body, ready=ready)
         # 2Chat documents nothing of the answer but "success": all the rest is kept.
         return Purchase(group_id, number, _wire.decode(payload, "$", dict[str, Any], status=status))
 

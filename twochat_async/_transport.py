@@ -18,7 +18,7 @@ import platform
 import re
 import urllib.request
 import zlib
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from ssl import SSLContext
 from typing import Any, NamedTuple
 
@@ -262,11 +262,14 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         limited: bool = True,
+        ready: Callable[[], None] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Send a request, retrying as the policy allows; return ``(status, JSON object)``.
 
         ``limited=False`` skips the limiter: for the request that reads the account's
-        limit, which cannot wait for the limit it reads.
+        limit, which cannot wait for the limit it reads. ``ready`` is called just before
+        each attempt is sent, after any wait for the limiter: what it raises is raised,
+        with nothing sent (a hold's purchase checks there that its reservation is live).
 
         Raises:
             APIError: 2Chat answered with an error (after any retries).
@@ -284,6 +287,8 @@ class Transport:
                 # counted (and `_send` checks again: the session may be closed meanwhile).
                 self._session()
                 await limiter.acquire()
+            if ready is not None:
+                ready()
             try:
                 return await self._send(method, path, params, body)
             except (APIError, APIConnectionError) as exc:
