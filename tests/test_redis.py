@@ -545,10 +545,23 @@ async def test_a_budget_set_far_ahead_is_reset_with_a_warning(
 async def test_a_deep_queue_is_not_taken_for_a_corrupt_budget(
     redis_url: str, fake: FakeTwoChat, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """30 callers queued at 600/min wait their turns (3 s): no reset, no WARNING."""
-    limit = RedisRateLimit(redis_url, per_minute=600)
+    """A budget 900 slots ahead (as 900 queued callers leave it) is a queue: the next caller
+    books the slot after them, nothing is reset, nothing is logged."""
+    limit = RedisRateLimit(redis_url, per_minute=60)
+    client = redis.asyncio.Redis.from_url(redis_url)
     with caplog.at_level(logging.WARNING, logger="twochat_async"):
         async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
-            await asyncio.gather(*(chat.did_types() for _ in range(30)))
+            await chat.did_types()
+            (key,) = await client.keys("twochat:budget:*")
+            seconds, micros = await client.time()
+            queued = (seconds + 900 * 1.03) * 1_000_000 + micros  # 900 slots at 60/min
+            await client.hset(key, "tat", round(queued))
+            waiter = asyncio.create_task(chat.did_types())
+            await until_changed(client, [str(round(queued)).encode()])
+            (booked,) = await tat(client)
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+    await client.aclose()
+    assert int(booked) - round(queued) == round(1.03 * 1_000_000)  # one slot on
     assert caplog.records == []
-    assert fake.calls["GET /open/numbers/did-types"] == 30
+    assert fake.calls["GET /open/numbers/did-types"] == 1

@@ -170,8 +170,21 @@ def response(status: str, body: bytes, *headers: str) -> bytes:
 
 
 def leaks(text: str, key: str = KEY) -> list[str]:
-    """Return the pieces of ``key`` of 12 characters or more that ``text`` holds."""
-    return [key[i : i + 12] for i in range(len(key) - 11) if key[i : i + 12] in text]
+    """Return the pieces of ``key`` of 12 characters or more that ``text`` holds, as it is
+    or once its escapes (``\\u0073``, as JSON and ``repr()`` write them) are read."""
+    readings = [text]
+    for _ in range(2):  # a repr() of JSON text: escapes twice over
+        try:
+            readings.append(
+                readings[-1].encode("utf-8", "backslashreplace").decode("unicode_escape")
+            )
+        except UnicodeDecodeError:
+            break
+    return [
+        key[i : i + 12]
+        for i in range(len(key) - 11)
+        if any(key[i : i + 12] in reading for reading in readings)
+    ]
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
@@ -223,6 +236,7 @@ ECHOING_REPLIES = {
     "2xx JSON echoing the key in \\u escapes": send(
         response("201 Created", b'{"success": true, "data": {"echo": "{ukey}"}}')
     ),
+    "2xx JSON array echoing the key in \\u escapes": send(response("200 OK", b'["{ukey}"]')),
     "an error message echoing the key in \\u escapes": send(
         response("400 Bad Request", b'{"success": false, "error_message": "no {ukey} here"}')
     ),

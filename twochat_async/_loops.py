@@ -14,8 +14,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import aiohttp
 
-# A deadline for a block, which (unlike asyncio.wait_for on 3.10 and 3.11) never swallows
-# a cancellation that arrives as the awaited call completes.
+# A deadline for a block, which on 3.11+ (unlike asyncio.wait_for on 3.10 and 3.11) never
+# swallows a cancellation that arrives as the awaited call completes; on 3.10 a cancel in
+# the very step the deadline passes can still come out as the timeout.
 if sys.version_info >= (3, 11):
     from asyncio import timeout
 else:  # aiohttp's own dependency there

@@ -348,9 +348,20 @@ class Transport:
         raw = answer.body
         if answer.encoding is not None:
             raw = self._redactor.bytes(self._decompress(raw, answer.encoding, answer.status))
-        return answer.status, _wire.parse(
-            answer.status, answer.headers, raw, self._redactor.decoded
-        )
+        try:
+            payload = _wire.parse(answer.status, answer.headers, raw, self._redactor.decoded)
+        except (APIError, InvalidResponseError) as exc:
+            error = exc
+        else:
+            return answer.status, payload
+        # Raised without the frames that hold the body's bytes, which may spell the key in
+        # JSON escapes (only the decoded answer is scrubbed of those): error trackers
+        # record every frame's locals.
+        del raw, answer
+        try:
+            raise error.with_traceback(None)
+        finally:
+            del error  # else this frame and the error's traceback hold each other
 
     async def _roundtrip(
         self,

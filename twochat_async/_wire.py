@@ -7,8 +7,10 @@ plain function of its inputs, so it is tested with plain calls.
 
 from __future__ import annotations
 
+import array
 import gc
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -462,25 +464,23 @@ def _finite_float(text: str) -> float:
 #: How deep an answer's arrays and objects may nest (2Chat's go 4 deep): deeper ones
 #: would make errors and records that pickle and copy cannot take (they recurse).
 MAX_JSON_DEPTH = 64
-_INNERMOST = re.compile(rb"\[\]|\{\}")
 _NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
+#: An opening bracket as +1 and a closing one as -1 (a signed byte).
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 def _too_deep(body: bytes) -> bool:
     """Whether the arrays and objects of a (valid) JSON body nest deeper than MAX_JSON_DEPTH.
 
     Escaped backslashes and quotes go first, so every quote left delimits a string; then
-    all but quotes and brackets, then the strings; each pass then removes one level.
+    all but quotes and brackets, then the strings. The depth is the largest running sum of
+    the brackets left, +1 for each opening and -1 for each closing one: C loops throughout.
     """
     if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
         return False
     bare = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
-    brackets = b"".join(bare.split(b'"')[::2])
-    for _ in range(MAX_JSON_DEPTH):
-        brackets = _INNERMOST.sub(b"", brackets)
-        if not brackets:
-            return False
-    return True
+    brackets = b"".join(bare.split(b'"')[::2]).translate(_DEPTH_STEPS)
+    return max(itertools.accumulate(array.array("b", brackets))) > MAX_JSON_DEPTH
 
 
 #: From this size on, the cycle collector is paused while a body is read: JSON builds no
@@ -553,8 +553,8 @@ def parse(
         payload = unescaped(payload)
     if not 200 <= status < 300 or (isinstance(payload, dict) and payload.get("success") is False):
         raise api_error(status, headers, body, payload)
-    if not isinstance(payload, dict):
-        problem = f"JSON that is not an object: {snippet(body)!r}"
+    if not isinstance(payload, dict):  # shown as decoded: scrubbed after unescaping
+        problem = f"JSON that is not an object: {shown(payload)}"
     elif payload.get("success") is not True:
         flag = f"of {shown(payload['success'])}" if "success" in payload else "missing"
         problem = f'its "success" flag {flag}, where a success has true'

@@ -55,9 +55,14 @@ ROUND_TRIP_TIMEOUT = 1.0
 #: wasted (one interval of the budget), and the cancellation goes on.
 GIVE_BACK_TIMEOUT = 0.25
 
-#: How many callers may queue on one budget, across every process, before a wait Redis
-#: asks for is taken as corrupt state rather than a queue (see `RedisRateLimit`).
-MAX_QUEUE = 256
+#: How many callers may queue on one budget, across every process, before a budget that
+#: far ahead is taken as corrupt state rather than a queue (see `RedisRateLimit`): callers
+#: book their slots as they come, so a large gather() legitimately books far ahead.
+MAX_QUEUE = 1000
+
+#: The furthest ahead a pause can be, in microseconds: the longest Retry-After honoured,
+#: and a second for the callers' round trips.
+_LONGEST_PAUSE = round((MAX_RETRY_AFTER + 1.0) * 1e6)
 
 #: How long the per-process limit stands in after a Redis failure before Redis is tried
 #: again.
@@ -65,7 +70,7 @@ FALLBACK_SECONDS = 1.0
 
 # KEYS[1]: the budget's hash. ARGV: mode, interval and tolerance in microseconds, the
 # booked slot (confirm) or pause (pause) or booked TAT (cancel), and the furthest ahead of
-# now that a TAT or pause can be. Times are integer microseconds of Redis's clock: skew
+# now that a TAT and a pause can be. Times are integer microseconds of Redis's clock: skew
 # between the callers' hosts does not matter. A budget further ahead (a bug, a clock
 # fault, a stray write) is deleted: state of a budget no caller could have made.
 # Returns {wait, slot, tat, reset}: the microseconds until the slot, the slot, the TAT it
@@ -78,11 +83,12 @@ local interval = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
 local arg = tonumber(ARGV[4])
 local ahead = tonumber(ARGV[5])
+local longest_pause = tonumber(ARGV[6])
 local v = redis.call('HMGET', KEYS[1], 'tat', 'pause')
 local tat = tonumber(v[1]) or 0
 local pause = tonumber(v[2]) or 0
 local reset = 0
-if tat - now > ahead or pause - now > ahead then
+if tat - now > ahead or pause - now > longest_pause then
   redis.call('DEL', KEYS[1])
   tat, pause, reset = 0, 0, 1
 end
@@ -119,8 +125,8 @@ class RedisRateLimit(Limiter):
 
     Every Redis round trip is bounded by the limiter (1 s), whatever client it is given:
     a stalled Redis counts as a failure (see ``on_error``). A budget in Redis further
-    ahead than the longest pause plus 256 queued callers could put it is taken as
-    corrupt: it is reset, with a WARNING.
+    ahead than the longest pause plus 1,000 queued callers could put it (or a pause past
+    the longest 2Chat can ask for) is taken as corrupt: it is reset, with a WARNING.
 
     Args:
         url: A ``redis://`` URL; the client built from it (short timeouts) is closed with
@@ -290,7 +296,14 @@ class RedisRateLimit(Limiter):
         client = self._client()
         if self._script is None:
             self._script = client.register_script(_SCRIPT)  # run by its SHA-1 after once
-        args: list[str | int] = [mode, self._interval, self._tolerance, arg, self._ahead]
+        args: list[str | int] = [
+            mode,
+            self._interval,
+            self._tolerance,
+            arg,
+            self._ahead,
+            _LONGEST_PAUSE,
+        ]
         async with bounded(timeout):
             answer: Any = await self._script(keys=[self._key], args=args, client=client)
         if int(answer[3]):
