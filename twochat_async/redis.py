@@ -53,7 +53,7 @@ ROUND_TRIP_TIMEOUT = 1.0
 
 #: The longest a cancelled caller spends giving its slot back: past it the slot is
 #: wasted (one interval of the budget), and the cancellation goes on.
-GIVE_BACK_TIMEOUT = 0.25
+GIVE_BACK_TIMEOUT = 0.5
 
 #: How many callers may queue on one budget, across every process, before a budget that
 #: far ahead is taken as corrupt state rather than a queue (see `RedisRateLimit`): callers
