@@ -328,40 +328,42 @@ class Transport:
         and frames, so ours is raised outside the ``except`` block: never chained to them.
         """
         http = self._session()
-        failure = None
         try:
             async with self._pool.slots or contextlib.nullcontext(), _timeout(self._deadline):
                 answer = await self._roundtrip(http, method, path, params, body)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            failure = self._failure(exc, method, path)
-        if failure is not None:
+            failure: TwoChatError = self._failure(exc, method, path)
+        else:
             try:
-                raise failure
+                return self._decode(answer)
+            except (APIError, InvalidResponseError) as exc:
+                failure = exc  # raised below without `_decode`'s frames: see there
             finally:
-                # Python 3.10 can still chain aiohttp's exception as the __context__; and
-                # the local is dropped, else this frame and the error's traceback hold each
-                # other (and the pool) until the cycle collector runs.
-                failure.__context__ = None
-                del failure
+                del answer  # the body's bytes: not in a frame that an error tracker records
+        try:
+            raise failure.with_traceback(None)
+        finally:
+            # Python 3.10 can still chain aiohttp's exception as the __context__; and
+            # the local is dropped, else this frame and the error's traceback hold each
+            # other (and the pool) until the cycle collector runs.
+            failure.__context__ = None
+            del failure
+
+    def _decode(self, answer: _Answer) -> tuple[int, dict[str, Any]]:
+        """Return ``(status, JSON object)`` of an answer, or raise the error it is.
+
+        Its frame and the parser's hold the body's bytes, which may spell the key in JSON
+        escapes (only the decoded answer is scrubbed of those): `_send` raises the error
+        again without them.
+        """
         if answer.body is None:
             raise self._too_large(answer.status)
         raw = answer.body
         if answer.encoding is not None:
             raw = self._redactor.bytes(self._decompress(raw, answer.encoding, answer.status))
-        try:
-            payload = _wire.parse(answer.status, answer.headers, raw, self._redactor.decoded)
-        except (APIError, InvalidResponseError) as exc:
-            error = exc
-        else:
-            return answer.status, payload
-        # Raised without the frames that hold the body's bytes, which may spell the key in
-        # JSON escapes (only the decoded answer is scrubbed of those): error trackers
-        # record every frame's locals.
-        del raw, answer
-        try:
-            raise error.with_traceback(None)
-        finally:
-            del error  # else this frame and the error's traceback hold each other
+        return answer.status, _wire.parse(
+            answer.status, answer.headers, raw, self._redactor.decoded
+        )
 
     async def _roundtrip(
         self,

@@ -43,7 +43,7 @@ from .errors import (
     UnprocessableEntityError,
     escape_controls,
 )
-from .models import SNIPPET_CHARS, DidTypeName, converter, finite, shown
+from .models import SNIPPET_CHARS, DidTypeName, converter, cut, finite, shown
 
 T = TypeVar("T")
 
@@ -681,10 +681,7 @@ def _unchecked(exc: BaseException) -> int:
 
 def _details(lines: list[str], unchecked: int) -> str:
     """Join the first field errors, then say how many more there were or went unchecked."""
-    shown_lines = [
-        line[:SNIPPET_CHARS] + ("…" if len(line) > SNIPPET_CHARS else "")
-        for line in lines[:SHOWN_FIELD_ERRORS]
-    ]
+    shown_lines = [cut(line) for line in lines[:SHOWN_FIELD_ERRORS]]
     if len(lines) > SHOWN_FIELD_ERRORS:
         shown_lines.append(f"and {len(lines) - SHOWN_FIELD_ERRORS} more field errors")
     if unchecked:

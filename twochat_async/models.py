@@ -45,13 +45,18 @@ DidTypeName = Literal["global", "local", "mobile", "national", "sharedcost", "to
 SNIPPET_CHARS = 200
 
 
+def cut(text: str) -> str:
+    """Return ``text`` cut to SNIPPET_CHARS for an error message, ``…`` marking a cut."""
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+
+
 def shown(value: object) -> str:
     """Return ``repr(value)`` for an error message, cut to a readable length."""
     try:
         text = repr(value)
     except ValueError:  # an int past sys.get_int_max_str_digits() cannot be printed
         return f"<{type(value).__name__} too long to show>"
-    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…"
+    return cut(text)
 
 
 def finite(value: object) -> float | None:
