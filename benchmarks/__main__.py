@@ -25,10 +25,22 @@ from benchmarks.memory import memory, memory_report
 from benchmarks.servers import Servers
 from benchmarks.startup import startup, startup_report
 
+
+def _loads(args: argparse.Namespace) -> tuple[bool, ...]:
+    """Idle, then with every core saturated (--quick: idle only)."""
+    return (False,) if args.quick else (False, True)
+
+
 Section = tuple[Callable[[Servers, argparse.Namespace], Result], Callable[[Result], list[str]]]
 SECTIONS: dict[str, Section] = {
-    "budget": (lambda s, a: budget(s, calls=a.calls, per_minute=a.rate), budget_report),
-    "purchase": (lambda s, a: purchase(s, queue=a.queue, per_minute=a.rate), purchase_report),
+    "budget": (
+        lambda s, a: budget(s, calls=a.calls, per_minute=a.rate, loads=_loads(a)),
+        budget_report,
+    ),
+    "purchase": (
+        lambda s, a: purchase(s, queue=a.queue, per_minute=a.rate, loads=_loads(a)),
+        purchase_report,
+    ),
     "memory": (lambda s, a: memory(s, calls=a.in_flight), memory_report),
     "startup": (lambda s, a: startup(runs=a.runs), startup_report),
     "cpu": (lambda s, a: cpu(s, rounds=a.rounds, block=a.block), cpu_report),

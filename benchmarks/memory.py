@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks.common import GROUP_ID, SLOW_GROUP, Result, child, log, table
 from benchmarks.cpu import CLIENTS, TITLES, Call
-from benchmarks.servers import Servers, arrivals
+from benchmarks.servers import Servers, counts
 
 #: Connections in each client's pool (the SDK's and aiohttp's default).
 POOL = 100
@@ -31,9 +31,9 @@ def rss_bytes() -> int:
 
 async def _held(call: Call, n: int, url: str, probe: Any) -> list[asyncio.Task[Any]]:
     """Start ``n`` held calls; return their tasks once the server has the pool's share."""
-    expected = await arrivals(probe, url) + min(n, POOL)
+    expected = (await counts(probe, url))[0] + min(n, POOL)
     tasks = [asyncio.create_task(call(SLOW_GROUP)) for _ in range(n)]
-    while await arrivals(probe, url) < expected:  # noqa: ASYNC110 - the count is in the server
+    while (await counts(probe, url))[0] < expected:  # noqa: ASYNC110 - the count is in the server
         await asyncio.sleep(0.02)
     return tasks
 

@@ -1,9 +1,10 @@
 """The servers the benchmark talks to: the 2Chat stand-in, nginx and redis-server.
 
 The stand-in (``python -m benchmarks.servers``, an aiohttp.web process of its own) answers
-``POST /open/numbers/reservations`` and ``/purchase`` and counts them the way 2Chat counts
-its budget: a sliding window per API key (:class:`Window`). Without a budget it is also
-the CPU section's server when nginx is not installed.
+``POST /open/numbers/reservations``, ``/purchase`` and ``DELETE .../reservations/{uuid}``
+and counts them the way 2Chat counts its budget: a sliding window per API key
+(:class:`Window`). Without a budget it is also the CPU section's server when nginx is not
+installed. The tests of the shared budget use it too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ RESERVE_BODY = (
     '"created_at":"2024-01-15T10:30:00Z","expires_at":"2024-01-15T11:30:00Z"}}}'
 )
 PURCHASE_BODY = '{"success":true,"message":"Number purchased"}'
+CANCEL_BODY = '{"success":true,"message":"Reservation cancelled successfully"}'
 LIMITED = {"success": False, "error": True, "error_message": "Too many requests"}
 #: How long the stand-in holds a reservation of ``SLOW_GROUP`` before answering.
 HOLD_SECONDS = 120.0
@@ -63,36 +65,52 @@ def serve(port: int) -> None:
     from aiohttp import web
 
     window = Window(None, 1.0)
-    arrivals: list[tuple[float, str, int]] = []  # (time.monotonic(), endpoint, status)
+    refuse: set[int] = set()  # the arrivals (from 1) answered 429 whatever the window says
+    # (time.monotonic(), endpoint, status, group_id or uuid)
+    arrivals: list[tuple[float, str, int, str]] = []
 
     async def numbers(request: web.Request) -> web.Response:
         now = time.monotonic()
-        body = await request.json()
+        what = request.match_info.get("what", "cancel")
+        body = await request.json() if request.method == "POST" else {}
         wait = window.admit(request.headers.get("X-User-API-Key", ""), now)
-        what = request.match_info["what"]
-        arrivals.append((now, what, 201 if wait is None else 429))
+        if len(arrivals) + 1 in refuse:
+            wait = wait or 1.0
+        whose = str(body.get("group_id", request.match_info.get("uuid", "")))
+        arrivals.append((now, what, 201 if wait is None else 429, whose))
         if wait is not None:
             retry = {"Retry-After": str(max(1, math.ceil(wait)))}
             return web.json_response(LIMITED, status=429, headers=retry)
-        if body.get("group_id") == SLOW_GROUP:
+        if whose == SLOW_GROUP:
             await asyncio.sleep(HOLD_SECONDS)
-        text = RESERVE_BODY if what == "reservations" else PURCHASE_BODY
+        text = {"reservations": RESERVE_BODY, "purchase": PURCHASE_BODY}.get(what, CANCEL_BODY)
+        if what == "reservations":  # live for an hour from now, for a hold
+            text = text.replace("2024-01-15T10:30:00Z", _utc(0)).replace(
+                "2024-01-15T11:30:00Z", _utc(3600)
+            )
         return web.Response(status=201, text=text, content_type="application/json")
 
     async def reset(request: web.Request) -> web.Response:
-        nonlocal window
+        nonlocal window, refuse
         asked = await request.json()
         window = Window(asked["limit"], asked["seconds"])
+        refuse = set(asked.get("refuse", ()))
         arrivals.clear()
         return web.json_response({})
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({"arrivals": arrivals})
 
+    async def count(request: web.Request) -> web.Response:
+        purchases = sum(what == "purchase" for _, what, _, _ in arrivals)
+        return web.json_response({"arrivals": len(arrivals), "purchases": purchases})
+
     app = web.Application()
     app.router.add_post("/open/numbers/{what:reservations|purchase}", numbers)
+    app.router.add_delete("/open/numbers/reservations/{uuid}", numbers)
     app.router.add_post("/__reset", reset)
     app.router.add_get("/__stats", stats)
+    app.router.add_get("/__count", count)
     # No signal handlers: SIGTERM ends it at once, held answers and all.
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=False)
 
@@ -108,19 +126,33 @@ class StandIn:
         with urllib.request.urlopen(self.url + path, data, timeout=30) as answer:  # noqa: S310
             return json.loads(answer.read())
 
-    def reset(self, limit: int | None, seconds: float = 1.0) -> None:
-        """Forget every arrival; count ``limit`` requests per ``seconds`` from now."""
-        self._call("/__reset", {"limit": limit, "seconds": seconds})
+    def reset(self, limit: int | None, seconds: float = 1.0, refuse: tuple[int, ...] = ()) -> None:
+        """Forget every arrival; count ``limit`` requests per ``seconds`` from now.
 
-    def arrivals(self) -> list[tuple[float, str, int]]:
-        """Every request since the last reset: (arrival, endpoint, status), in order."""
-        return [(float(t), str(w), int(s)) for t, w, s in self._call("/__stats")["arrivals"]]
+        The arrivals numbered in ``refuse`` (from 1) are answered 429, ``Retry-After: 1``.
+        """
+        self._call("/__reset", {"limit": limit, "seconds": seconds, "refuse": list(refuse)})
+
+    def arrivals(self) -> list[tuple[float, str, int, str]]:
+        """Every request since the last reset, in order: (arrival, endpoint, status, whose).
+
+        The endpoint is ``reservations``, ``purchase`` or ``cancel``; whose, the body's
+        ``group_id`` or the cancelled uuid.
+        """
+        stats = self._call("/__stats")["arrivals"]
+        return [(float(t), str(w), int(s), str(g)) for t, w, s, g in stats]
 
 
-async def arrivals(session: Any, url: str) -> int:
-    """From a child: how many requests the stand-in at ``url`` has received since its reset."""
-    async with session.get(url + "/__stats") as answer:
-        return len((await answer.json())["arrivals"])
+async def counts(session: Any, url: str) -> tuple[int, int]:
+    """From a child: the requests the stand-in at ``url`` received since its reset, and how
+    many of them were purchases."""
+    async with session.get(url + "/__count") as answer:
+        got = await answer.json()
+        return int(got["arrivals"]), int(got["purchases"])
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
 
 
 def free_port() -> int:

@@ -79,37 +79,39 @@ def test_the_standin_answers_429_with_retry_after_once_over_budget(servers: Serv
     answers = [post(standin) for _ in range(5)]
     assert [status for status, _ in answers] == [201, 201, 201, 429, 429]
     assert all(int(after or 0) >= 1 for _, after in answers[3:])
-    assert [status for *_, status in standin.arrivals()] == [201, 201, 201, 429, 429]
+    assert [status for _, _, status, _ in standin.arrivals()] == [201, 201, 201, 429, 429]
     standin.reset(None)
     assert [post(standin)[0] for _ in range(5)] == [201] * 5
 
 
-def test_budget_counts_every_request_of_one_and_of_four_processes(servers: Servers) -> None:
+def test_budget_counts_every_request_of_one_four_and_eight_processes(servers: Servers) -> None:
     """Each request the server saw is a call's final answer or a 429 it retried after.
 
-    CI installs redis-server and sets TWOCHAT_REQUIRE_REDIS=1, so there the shared run
-    is measured, never skipped.
+    CI installs redis-server and sets TWOCHAT_REQUIRE_REDIS=1, so there the shared runs
+    are measured, never skipped.
     """
-    out = budget(servers, calls=8, per_minute=600)
-    runs = [out["one_process"], out["four_processes"]]
-    if "status" in runs[1]:
-        assert shutil.which("redis-server") is None, runs[1]
+    out = budget(servers, calls=8, per_minute=600, loads=(False,))
+    runs = out["runs"]
+    if shutil.which("redis-server") is None:
         assert os.environ.get("TWOCHAT_REQUIRE_REDIS") != "1", "redis-server is required here"
-        runs.pop()
-    for run, processes in zip(runs, (1, 4), strict=False):
-        assert (run["processes"], run["calls"]) == (processes, 8)
+        assert [run.get("status") for run in runs[1:]] == ["redis-server not installed"] * 2
+        runs = runs[:1]
+    assert [run["processes"] for run in runs] == [1, 4, 8][: len(runs)]
+    for run in runs:
+        assert run["calls"] == 8
         assert run["succeeded"] == 8, run["failures"]
         assert run["requests"] == run["succeeded"] + run["429s"]
         assert 0 < run["budget_used"] < 1.5
+    assert runs[0]["redis_connections"] == 0
+    assert all(1 <= run["redis_connections"] <= 4 for run in runs[1:])
 
 
 def test_purchase_reports_its_wait_behind_the_queue(servers: Servers) -> None:
-    """purchase() behind 5 queued reserve()s: its wait, and how many requests went first."""
-    out = purchase(servers, queue=5, per_minute=600)
-    assert out["fifo_wait_s"] == pytest.approx(0.5)
-    assert out["waited_s"] > 0
-    assert 0 <= out["requests_ahead"] <= 5 + out["429s"]
-    assert 0 <= out["reserves_answered_first"] <= 5
+    """purchase() behind 6 queued reserve()s: its wait, and how many requests went first."""
+    out = purchase(servers, queue=6, per_minute=600, loads=(False,))
+    for run in out["runs"]:
+        assert run["waited_s"] > 0
+        assert 0 <= run["requests_ahead"] <= 6 + run["429s"]
 
 
 def test_memory_measures_both_clients_with_calls_in_flight(servers: Servers) -> None:
@@ -184,7 +186,17 @@ def test_the_command_runs_a_chosen_section_prints_it_and_writes_json(tmp_path: P
     """`python -m benchmarks purchase --json PATH` reports only that section, and saves it."""
     path = tmp_path / "results.json"
     proc = subprocess.run(  # noqa: S603 - our own interpreter and package
-        [sys.executable, "-m", "benchmarks", "purchase", "--queue", "3", "--json", str(path)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "purchase",
+            "--quick",
+            "--queue",
+            "4",
+            "--json",
+            str(path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -192,11 +204,11 @@ def test_the_command_runs_a_chosen_section_prints_it_and_writes_json(tmp_path: P
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "purchase() behind 3 queued reserve()s" in proc.stdout
+    assert "purchase() issued behind 4 queued reserve()s" in proc.stdout
     results = json.loads(path.read_text())
     assert set(results) == {"meta", "purchase"}
     assert results["meta"]["malloc"] == PINNED_MALLOC
-    assert results["purchase"]["queue"] == 3
+    assert results["purchase"]["queue"] == 4
 
 
 def test_the_command_refuses_an_unknown_section_and_sizes_quick_runs_small() -> None:

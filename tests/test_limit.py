@@ -13,7 +13,7 @@ from conftest import API_KEY, Watched, refusal, until
 from standin import stand_in
 
 from twochat_async import Limiter, RateLimit, RateLimitError, TwoChatSession
-from twochat_async._limit import LATENESS, RateLimiter, pacing
+from twochat_async._limit import LATENESS, RateLimiter, acquire_in_turn, new_turn, pacing
 from twochat_async.testing import FakeGroup, FakeTwoChat
 
 # -- RateLimiter --------------------------------------------------------------------------
@@ -106,6 +106,25 @@ async def test_a_waiter_can_be_cancelled_and_the_next_one_served() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     await asyncio.wait_for(limiter.acquire(), 1)
+
+
+async def test_an_urgent_turn_is_served_before_the_waiters_ahead_of_it() -> None:
+    """5 ordinary waiters queue, then an urgent one: it gets the next slot, and the others
+    then go in the order they came; a cancelled first waiter hands its place on."""
+    limiter = RateLimiter(RateLimit(600))
+    await limiter.acquire()  # the budget's first slot: every later one waits
+    order: list[str] = []
+
+    async def one(name: str, urgent: bool) -> None:
+        await acquire_in_turn(limiter, new_turn(urgent))
+        order.append(name)
+
+    waiters = [asyncio.create_task(one(f"n{i}", False)) for i in range(5)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()  # the first of them, asleep until the slot
+    waiters.append(asyncio.create_task(one("money", True)))
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert order == ["money", "n1", "n2", "n3", "n4"]
 
 
 async def test_concurrent_reserves_within_the_budget_meet_no_429() -> None:

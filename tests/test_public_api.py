@@ -25,7 +25,15 @@ ROOT_DIR = Path(__file__).resolve().parent.parent
 
 PACKAGES = [twochat_async, twochat_async.testing]
 #: Helpers the SDK uses inside that are not part of its surface.
-INTERNAL = {"converter", "parse_datetime", "error_class", "STATUS_ERRORS", "RateLimiter"}
+INTERNAL = {
+    "converter",
+    "parse_datetime",
+    "error_class",
+    "STATUS_ERRORS",
+    "RateLimiter",
+    "Queue",
+    "Place",
+}
 
 
 def homes(package: ModuleType) -> list[ModuleType]:

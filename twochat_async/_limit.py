@@ -3,20 +3,83 @@
 A session asks its limiter for a slot before each request, and tells it about every 429.
 `RateLimiter` keeps its bucket in the process, shared by every task of one session. A
 limiter shared by several processes (kept in Redis, say) implements `Limiter` too.
+
+Waiting calls are served in their `Turn`'s order, not first come first served: calls that
+spend or free money go first, and a call sent again after a 429 keeps its place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import math
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from contextvars import ContextVar
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from ._wire import DEFAULT_429_PAUSE, MAX_RETRY_AFTER
 from .models import RateLimit
 
 # The public names of this module; the package exports them (see __init__.py).
-__all__ = ["Limiter"]
+__all__ = ["Limiter", "Turn", "current_turn"]
+
+#: `Turn.rank` of `purchase()`, `cancel_reservation()` and what a hold sends on exit.
+URGENT = 0
+#: `Turn.rank` of every other call.
+NORMAL = 1
+
+
+class Turn(NamedTuple):
+    """A call's place in a limiter's queue: the smaller turn is served first.
+
+    Attributes:
+        rank: 0 (`urgent`) for the calls that spend or free money (`purchase()`,
+            `cancel_reservation()`, what `hold()` sends on exit), 1 for every other call.
+        ticket: When the call first asked for a slot (increasing in the process); the
+            same call sent again after a 429 keeps its ticket, and so its place.
+    """
+
+    rank: int
+    ticket: int
+
+    @property
+    def urgent(self) -> bool:
+        """Whether the call spends or frees money, and goes ahead of the others."""
+        return self.rank == URGENT
+
+
+_TICKETS = itertools.count()
+_TURN: ContextVar[Turn | None] = ContextVar("twochat_async_turn", default=None)
+
+
+def new_turn(urgent: bool) -> Turn:
+    """A turn behind every turn handed out so far (of its rank)."""
+    return Turn(URGENT if urgent else NORMAL, next(_TICKETS))
+
+
+def current_turn() -> Turn:
+    """Return the turn of the call that is asking a limiter for a slot.
+
+    A session sets it around each `Limiter.acquire` (a context variable, so it is the
+    awaiting task's own); a limiter of your own reads it there to order its waiters.
+    Outside a session's call, it is a new ordinary turn.
+    """
+    turn = _TURN.get()
+    return new_turn(False) if turn is None else turn
+
+
+async def acquire_in_turn(limiter: Limiter, turn: Turn) -> None:
+    """Await ``limiter.acquire()`` with `current_turn` returning ``turn``."""
+    token = _TURN.set(turn)
+    try:
+        await limiter.acquire()
+    finally:
+        # A coroutine closed by the garbage collector runs this in another context.
+        with contextlib.suppress(ValueError):
+            _TURN.reset(token)
+
 
 #: How a limiter learns the account's own limit (``limits.requests_per_minute`` of
 #: ``GET /open/info``): awaited, it returns it. Concurrent callers share one request; after
@@ -35,10 +98,19 @@ class Limiter(Protocol):
     __slots__ = ()
 
     async def acquire(self) -> None:
-        """Wait until a request may be sent; cancellable, and counted against no timeout."""
+        """Wait until a request may be sent; cancellable, and counted against no timeout.
+
+        `current_turn` tells the waiting call's place: serve waiters in the order of their
+        turns to give money calls and 429'd calls their places, or ignore it to serve
+        them as they come.
+        """
 
     async def pause(self, seconds: float | None) -> None:
-        """Hold every caller back after a 429, for ``seconds`` (``None``: 2Chat gave none)."""
+        """Hold every caller back after a 429, for ``seconds`` (``None``: 2Chat gave none).
+
+        The call that met the 429 asks `acquire` again straight away (with its turn):
+        `acquire` is what holds it back until the pause is over.
+        """
 
     def bind(self, api_key_digest: str, account_limit: AccountLimit) -> None:
         """Called once, when the session is created.
@@ -87,14 +159,93 @@ def pacing(limit: RateLimit) -> tuple[float, float]:
     return interval, (burst - 1) * interval
 
 
+class Queue:
+    """Callers waiting for a limiter, in the order of their turns, on one event loop.
+
+    A caller `join`s, waits for its `turn` to be first, may `nap` there (a caller with a
+    smaller turn can get ahead meanwhile: after its nap it waits again) and must `leave`.
+    """
+
+    __slots__ = ("_heap", "_loop")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[Turn, int, Place]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def join(self) -> Place:
+        """Queue the current call at `current_turn`; return its place."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # waiters of another loop can never be woken
+            self._heap, self._loop = [], loop
+        place = Place()
+        heapq.heappush(self._heap, (current_turn(), next(_TICKETS), place))
+        return place
+
+    def first(self, place: Place) -> bool:
+        """Whether ``place`` is served next."""
+        return self._heap[0][2] is place
+
+    @property
+    def empty(self) -> bool:
+        """Whether no caller waits."""
+        return not self._heap
+
+    async def turn(self, place: Place) -> None:
+        """Wait until ``place`` is first."""
+        while not self.first(place):
+            await self.nap(place, None)
+
+    async def nap(self, place: Place, seconds: float | None) -> None:
+        """Sleep ``seconds`` (``None``: until woken); `leave` and `wake_first` wake the first."""
+        loop = asyncio.get_running_loop()
+        woken = place.woken = loop.create_future()
+        timer = None if seconds is None else loop.call_later(seconds, _wake, woken)
+        try:
+            await woken
+        finally:
+            place.woken = None
+            if timer is not None:
+                timer.cancel()
+
+    def leave(self, place: Place) -> None:
+        """Take ``place`` out of the queue and wake the caller now first."""
+        heap = self._heap
+        if heap and heap[0][2] is place:
+            heapq.heappop(heap)
+        else:
+            heap[:] = [entry for entry in heap if entry[2] is not place]
+            heapq.heapify(heap)
+        self.wake_first()
+
+    def wake_first(self) -> None:
+        """End the nap of the caller now first, if it naps."""
+        if self._heap:
+            _wake(self._heap[0][2].woken)
+
+
+class Place:
+    """A caller's place in a `Queue`: what wakes it from its nap."""
+
+    __slots__ = ("woken",)
+
+    def __init__(self) -> None:
+        self.woken: asyncio.Future[None] | None = None
+
+
+def _wake(woken: asyncio.Future[None] | None) -> None:
+    if woken is not None and not woken.done():
+        woken.set_result(None)
+
+
 class RateLimiter(Limiter):
     """Hands out request slots at a `RateLimit`, shared by every task of a session.
 
     As strict as 2Chat's count: at most ``per_minute`` requests in any 60 s, each slot
     ``60 / per_minute`` s and a 3 % margin after the last (see `pacing`). A slot is checked
     when it is handed out (not booked ahead), so the pace holds in real time even after the
-    event loop stalls. Waiters queue in order on one lock; only the first of them sleeps. A
-    429 from 2Chat pauses every caller, not just the one that got it, and leaves no burst.
+    event loop stalls. Waiters are served in their turns' order (`current_turn`); only the
+    first of them sleeps. A 429 from 2Chat pauses every caller, not just the one that got
+    it, and leaves no burst.
 
     It is used from one event loop at a time, and its state carries over to the next one:
     the pace holds across ``asyncio.run()`` calls, as asyncio's loops all tell time by
@@ -104,22 +255,13 @@ class RateLimiter(Limiter):
         limit: The budget to keep to.
     """
 
-    __slots__ = (
-        "_interval",
-        "_lock",
-        "_lock_loop",
-        "_paused_until",
-        "_tat",
-        "_tolerance",
-    )
+    __slots__ = ("_interval", "_paused_until", "_queue", "_tat", "_tolerance")
 
     def __init__(self, limit: RateLimit) -> None:
         self._interval, self._tolerance = pacing(limit)
         self._tat = -math.inf  # the next slot's time on the loop's clock: all free now
         self._paused_until = -math.inf
-        # An asyncio.Lock binds to the first loop that waits on it: one per loop.
-        self._lock = asyncio.Lock()
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._queue = Queue()
 
     def _wait(self, now: float) -> float:
         """Return the seconds until a slot is free; ``<= 0``: take it now."""
@@ -132,17 +274,19 @@ class RateLimiter(Limiter):
 
     async def acquire(self) -> None:
         """Wait for a slot; cancellable, and counted against no request timeout."""
-        loop = asyncio.get_running_loop()
-        if self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        async with self._lock:
+        loop, queue = asyncio.get_running_loop(), self._queue
+        place = queue.join()
+        try:
             while True:
+                await queue.turn(place)
                 now = loop.time()
                 wait = self._wait(now)
                 if wait <= 0.0:
                     self._grant(now)
                     return
-                await asyncio.sleep(wait)  # a 429 meanwhile is seen on the next turn
+                await queue.nap(place, wait)  # a 429 meanwhile is seen on the next turn
+        finally:
+            queue.leave(place)
 
     async def pause(self, seconds: float | None) -> None:
         """Hold every caller back after a 429, for ``seconds`` (or a default pause)."""

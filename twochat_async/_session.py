@@ -391,6 +391,8 @@ class TwoChatSession:
     async def cancel_reservation(self, reservation: Reservation | str) -> None:
         """Cancel a reservation, returning its number to the available pool.
 
+        It goes ahead of the calls queued in the rate limiter, as `purchase()` does.
+
         Args:
             reservation: The reservation, or its uuid.
 
@@ -402,13 +404,15 @@ class TwoChatSession:
         """
         uuid = reservation.uuid if isinstance(reservation, Reservation) else reservation
         uuid = _wire.check_path_segment(uuid, "reservation uuid")
-        await self._transport.request("DELETE", f"{_RESERVATIONS}/{quote(uuid, safe='')}")
+        path = f"{_RESERVATIONS}/{quote(uuid, safe='')}"
+        await self._transport.request("DELETE", path, urgent=True)
 
     async def purchase(self, group_id: str, number: str | None = None) -> Purchase:
         """Buy a number of a group: a reserved one, a specific one, or a random one.
 
         Buying a number without meeting its country's requirements can get it suspended:
-        check `requirements()` first.
+        check `requirements()` first. It goes ahead of the calls queued in the rate limiter
+        (so does `cancel_reservation()`).
 
         Args:
             group_id: The group's id.
@@ -434,7 +438,9 @@ class TwoChatSession:
 
         ``ready`` is called just before it is sent (see `Transport.request`).
         """
-        status, payload = await self._transport.request("POST", _PURCHASE, body=body, ready=ready)
+        status, payload = await self._transport.request(
+            "POST", _PURCHASE, body=body, urgent=True, ready=ready
+        )
         # 2Chat documents nothing of the answer but "success": all the rest is kept.
         return Purchase(group_id, number, _wire.decode(payload, "$", dict[str, Any], status=status))
 

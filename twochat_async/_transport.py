@@ -26,7 +26,7 @@ import aiohttp
 from yarl import URL
 
 from . import _wire
-from ._limit import Limiter
+from ._limit import Limiter, acquire_in_turn, new_turn
 from ._loops import close_guard, close_with_loop, dispose
 from ._loops import timeout as _timeout
 from ._version import __version__
@@ -262,14 +262,17 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         limited: bool = True,
+        urgent: bool = False,
         ready: Callable[[], None] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Send a request, retrying as the policy allows; return ``(status, JSON object)``.
 
         ``limited=False`` skips the limiter: for the request that reads the account's
-        limit, which cannot wait for the limit it reads. ``ready`` is called just before
-        each attempt is sent, after any wait for the limiter: what it raises is raised,
-        with nothing sent (a hold's purchase checks there that its reservation is live).
+        limit, which cannot wait for the limit it reads. ``urgent`` (a call that spends
+        or frees money) goes ahead of the limiter's other waiters; every attempt keeps
+        the call's first place. ``ready`` is called just before each attempt is sent,
+        after any wait for the limiter: what it raises is raised, with nothing sent (a
+        hold's purchase checks there that its reservation is live).
 
         Raises:
             APIError: 2Chat answered with an error (after any retries).
@@ -280,13 +283,14 @@ class Transport:
                 that is still open.
         """
         limiter = self._limiter if limited else None
+        turn = new_turn(urgent)
         attempt = 0
         while True:
             if limiter is not None:
                 # Checked before the wait too: from a wrong loop nothing is waited for or
                 # counted (and `_send` checks again: the session may be closed meanwhile).
                 self._session()
-                await limiter.acquire()
+                await acquire_in_turn(limiter, turn)
             if ready is not None:
                 ready()
             try:
@@ -295,6 +299,10 @@ class Transport:
                 delay = await self._after_failure(exc, method, path, attempt)
                 if delay is None:
                     raise
+                if limiter is not None and isinstance(exc, APIError) and exc.status == 429:
+                    # The limiter's pause holds the call back: waiting in its queue rather
+                    # than here, it keeps its place before the calls that queued behind it.
+                    delay = 0.0
             attempt += 1
             await asyncio.sleep(delay)
 
