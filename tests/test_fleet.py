@@ -31,8 +31,8 @@ from benchmarks.servers import Servers  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-#: Four times the benchmark's rate, so that a run of 200 calls takes 5 s; the stand-in's window (3 s)
-#: leaves 90 ms of a busy machine's jitter inside the limiters' 3 % margin.
+#: Four times the benchmark's rate, so that a run of 200 calls takes 5 s; the stand-in's
+#: window (3 s) leaves 90 ms of a busy machine's jitter inside the limiters' 3 % margin.
 RATE = 2400
 
 
