@@ -31,9 +31,11 @@ from benchmarks.servers import Servers  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-#: Four times the benchmark's rate, so that a run of 200 calls takes 5 s; the stand-in's
-#: window (3 s) leaves 90 ms of a busy machine's jitter inside the limiters' 3 % margin.
-RATE = 2400
+#: The benchmark's rate, the issue's scale (7.5 times 2Chat's 80 a minute): a run of 200
+#: calls takes 20 s; the stand-in's window (3 s) leaves 90 ms of a busy machine's jitter
+#: inside the limiters' 3 % margin. Much faster, a saturated 2-core host cannot keep every
+#: process's next booking made in time, and the budget used drops below 90 %.
+RATE = 600
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +66,8 @@ def test_a_fleet_on_saturated_cores_shares_the_budget_without_a_429(
 
 def test_one_process_on_saturated_cores_uses_the_budget_without_a_429(servers: Servers) -> None:
     """The in-process limiter, both cores busy: no 429, 95 % of the budget or more."""
-    run = run_fleet(servers.standin, 1, 150, RATE, None, loaded=True)
-    assert (run["succeeded"], run["429s"]) == (150, 0), run["failures"]
+    run = run_fleet(servers.standin, 1, 100, RATE, None, loaded=True)
+    assert (run["succeeded"], run["429s"]) == (100, 0), run["failures"]
     assert run["budget_used"] >= 0.95
 
 
@@ -175,5 +177,5 @@ async def test_a_limiter_of_your_own_reads_each_calls_turn(servers: Servers) -> 
 def test_without_the_shared_limiter_the_same_fleet_meets_429s(servers: Servers) -> None:
     """The counts above can fail: 4 processes each pacing alone at the whole budget are
     refused by the stand-in."""
-    run = run_fleet(servers.standin, 4, 200, RATE, None)
+    run = run_fleet(servers.standin, 4, 80, RATE, None)
     assert run["429s"] > 0

@@ -297,3 +297,30 @@ def test_the_pace_keeps_any_sixty_seconds_within_the_budget(per_minute: float, b
     assert in_sixty_seconds <= per_minute
     if burst == 1:
         assert 60.0 / interval >= 0.95 * math.floor(per_minute)
+
+
+async def test_a_limiter_whose_pause_holds_no_one_still_sees_a_429_waited_out(
+    fake: FakeTwoChat,
+) -> None:
+    """A Limiter of one's own with the do-nothing pause() it inherits: the call that met a
+    429 with Retry-After: 1 is sent again no sooner than a second later."""
+
+    class OnlyAcquire(Limiter):
+        async def acquire(self) -> None:
+            return None
+
+    fake.script(refusal(429, "Too many requests", {"Retry-After": "1"}))
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=OnlyAcquire()) as chat:
+        started = time.monotonic()
+        await chat.did_types()
+        assert time.monotonic() - started >= 0.95  # a floor: a busy machine only adds to it
+    assert fake.calls["GET /open/numbers/did-types"] == 2
+
+
+async def test_a_limiter_at_another_rate_keeps_the_pause() -> None:
+    """RateLimiter.at(): the limiter that stands in at a share still holds a 429's pause."""
+    limiter = RateLimiter(RateLimit(6000))
+    await limiter.pause(1.0)
+    share = limiter.at(RateLimit(3000))
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(share.acquire(), 0.5)

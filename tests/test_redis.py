@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from conftest import API_KEY
+from conftest import API_KEY, envelope
 from standin import stand_in
 from test_limit import most_in_any_window
 
 from twochat_async import TwoChatError, TwoChatSession
 from twochat_async.redis import RedisRateLimit
-from twochat_async.testing import FakeTwoChat
+from twochat_async.testing import FakeTwoChat, Reply
 
 if shutil.which("redis-server") is None:  # pragma: no cover - CI installs it
     WHY = "redis-server is not installed: `apt-get install redis-server` runs these tests"
@@ -506,7 +506,7 @@ import asyncio, os, signal, sys
 import redis.asyncio
 from twochat_async import TwoChatSession
 from twochat_async.redis import RedisRateLimit
-from twochat_async.testing import FakeTwoChat
+from twochat_async.testing import FakeTwoChat, Reply
 
 port, pid, key = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 
@@ -589,3 +589,15 @@ async def test_a_deep_queue_is_not_taken_for_a_corrupt_budget(
     assert int(booked) - round(queued) == round(1.03 * 1_000_000)  # one slot on
     assert caplog.records == []
     assert fake.calls["GET /open/numbers/did-types"] == 1
+
+
+async def test_per_minute_account_survives_a_429_on_reading_the_account(
+    redis_url: str, fake: FakeTwoChat
+) -> None:
+    """The account's limit is read before any slot is booked; a 429 on that read pauses
+    nothing in Redis (nothing is known yet) and the call goes on."""
+    fake.script(Reply(429, json=envelope("Too many requests"), headers={"Retry-After": "1"}))
+    limit = RedisRateLimit(redis_url, per_minute="account")
+    async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+        assert len(await chat.did_types()) > 0
+    assert fake.calls["GET /open/info"] == 2

@@ -288,6 +288,12 @@ class RateLimiter(Limiter):
         finally:
             queue.leave(place)
 
+    def at(self, limit: RateLimit) -> RateLimiter:
+        """Return a limiter at ``limit`` that keeps this one's schedule and pause."""
+        other = RateLimiter(limit)
+        other._tat, other._paused_until = self._tat, self._paused_until
+        return other
+
     async def pause(self, seconds: float | None) -> None:
         """Hold every caller back after a 429, for ``seconds`` (or a default pause)."""
         until = asyncio.get_running_loop().time() + pause_seconds(seconds)

@@ -26,7 +26,7 @@ import aiohttp
 from yarl import URL
 
 from . import _wire
-from ._limit import Limiter, acquire_in_turn, new_turn
+from ._limit import Limiter, acquire_in_turn, new_turn, pause_seconds
 from ._loops import close_guard, close_with_loop, dispose
 from ._loops import timeout as _timeout
 from ._version import __version__
@@ -283,7 +283,7 @@ class Transport:
                 that is still open.
         """
         limiter = self._limiter if limited else None
-        turn = new_turn(urgent)
+        turn, not_before, loop = new_turn(urgent), 0.0, asyncio.get_running_loop()
         attempt = 0
         while True:
             if limiter is not None:
@@ -291,6 +291,8 @@ class Transport:
                 # counted (and `_send` checks again: the session may be closed meanwhile).
                 self._session()
                 await acquire_in_turn(limiter, turn)
+                if not_before > loop.time():  # a limiter whose pause() holds no one
+                    await asyncio.sleep(not_before - loop.time())
             if ready is not None:
                 ready()
             try:
@@ -302,7 +304,7 @@ class Transport:
                 if limiter is not None and isinstance(exc, APIError) and exc.status == 429:
                     # The limiter's pause holds the call back: waiting in its queue rather
                     # than here, it keeps its place before the calls that queued behind it.
-                    delay = 0.0
+                    not_before, delay = loop.time() + pause_seconds(exc.retry_after), 0.0
             attempt += 1
             await asyncio.sleep(delay)
 

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import math
 import os
-import secrets
+import socket
 import time
 from collections.abc import AsyncGenerator
 from typing import Any, Literal, NamedTuple
@@ -48,7 +48,7 @@ from ._loops import close_guard, close_with_loop
 from ._loops import timeout as bounded
 from ._wire import MAX_RETRY_AFTER, warn
 from .errors import TwoChatError
-from .models import RateLimit
+from .models import MIN_PER_MINUTE, RateLimit
 
 # The public names of this module.
 __all__ = ["RedisRateLimit"]
@@ -227,7 +227,6 @@ class RedisRateLimit(Limiter):
         self._owned: dict[asyncio.AbstractEventLoop, tuple[Redis, AsyncGenerator[None, None]]] = {}
         self._script: AsyncScript | None = None
         self._keys: list[str] = []
-        self._token = secrets.token_hex(8)  # with the pid: this limiter in this process
         self._account_limit: AccountLimit | None = None
         self._limit: RateLimit | None = None
         self._local: RateLimiter | None = None
@@ -353,8 +352,9 @@ class RedisRateLimit(Limiter):
     async def pause(self, seconds: float | None) -> None:
         """Hold every process back after a 429, for ``seconds`` (or a default pause)."""
         wait = pause_seconds(seconds)
-        if self._local is not None:
-            await self._local.pause(seconds)
+        if self._local is None:  # the account's limit is not known yet: nothing booked
+            return
+        await self._local.pause(seconds)
         try:
             await self._run("pause", round(wait * 1e6))
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
@@ -410,7 +410,7 @@ class RedisRateLimit(Limiter):
             arg,
             self._ahead,
             _LONGEST_PAUSE,
-            f"{self._token}:{os.getpid()}",
+            f"{socket.gethostname()}:{os.getpid()}",
             _SEEN_FOR,
         ]
         async with bounded(timeout):
@@ -450,8 +450,9 @@ class RedisRateLimit(Limiter):
         if not self._outage:
             self._outage = True
             assert self._limit is not None  # adopted before any Redis call
-            share = self._limit.per_minute / self._processes
-            self._local = RateLimiter(RateLimit(share, self._burst))
+            assert self._local is not None
+            share = max(self._limit.per_minute / self._processes, MIN_PER_MINUTE)
+            self._local = self._local.at(RateLimit(share, self._burst))
             warn(
                 logger,
                 "Redis of the shared rate limit failed (%s: %s); each process keeps its own "
