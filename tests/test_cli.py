@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +20,8 @@ import pytest
 from aiohttp import web
 from conftest import API_KEY, envelope, fake_in_thread, serve
 
-from twochat_async.cli import main
+from twochat_async import __version__
+from twochat_async.cli import COMMANDS, _duration, build_parser, main
 from twochat_async.testing import FakeTwoChat, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +53,28 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 def table(out: str) -> list[list[str]]:
     """Split a printed table into rows of cells (cells are separated by 2+ spaces)."""
     return [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()]
+
+
+def cells(out: str) -> list[dict[str, str]]:
+    """Parse a printed table whose cells may wrap: one dict per row, by header.
+
+    A column starts where its header does; a line whose first column is blank carries on
+    the row above, its pieces joined with a space.
+    """
+    header, *lines = out.splitlines()
+    starts = [match.start() for match in re.finditer(r"\S+", header)]
+    spans = list(zip(starts, [*starts[1:], None], strict=True))
+    names = [header[start:end].strip() for start, end in spans]
+    parsed: list[dict[str, str]] = []
+    for line in lines:
+        pieces = [line[start:end].strip() for start, end in spans]
+        if pieces[0]:
+            parsed.append(dict(zip(names, pieces, strict=True)))
+        else:
+            for name, piece in zip(names, pieces, strict=True):
+                if piece:
+                    parsed[-1][name] = f"{parsed[-1][name]} {piece}".strip()
+    return parsed
 
 
 def rows(out: str) -> dict[str, str]:
@@ -98,20 +123,37 @@ def test_did_types(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_groups_table(capsys: pytest.CaptureFixture[str]) -> None:
-    """`groups US --did-type local` lists the local US groups with their prices."""
-    lines = table(run_ok(capsys, "--fake", "groups", "US", "--did-type", "local"))
-    header = lines[0]
-    assert header[:3] == ["id", "prefix", "location"]
-    by_id = {line[0]: dict(zip(header, line, strict=True)) for line in lines[1:]}
-    assert sorted(by_id) == ["abc-123", "nyc-212"]
-    assert by_id["abc-123"]["location"] == "Los Angeles"
-    assert by_id["abc-123"]["monthly_price"] == "3.50"
-    assert by_id["abc-123"]["allow_number_selection"] == "yes"
+    """`groups US --region-id 123` lists California's groups and the nationwide ones, priced."""
+    out = run_ok(capsys, "--fake", "groups", "US", "--region-id", "123")
+    assert cells(out) == [
+        {
+            "id": "abc-123",
+            "prefix": "+1 (213)",
+            "location": "Los Angeles",
+            "type": "local",
+            "setup": "0.00",
+            "monthly": "3.50",
+            "requires": "-",
+            "pick": "yes",
+            "features": "sms_in, sms_out, voice, whatsapp_business",
+        },
+        {
+            "id": "tf-800",
+            "prefix": "+1 (800)",
+            "location": "United States",
+            "type": "tollfree",
+            "setup": "1.00",
+            "monthly": "5.00",
+            "requires": "-",
+            "pick": "no",
+            "features": "sms_in, sms_out, voice",
+        },
+    ]
 
 
 def test_groups_json_keeps_prices_as_strings(capsys: pytest.CaptureFixture[str]) -> None:
     """`--json groups` prints a list of group objects with exact decimal-string prices."""
-    data = run_json(capsys, "--fake", "groups", "US", "--did-type", "local")
+    data = run_json(capsys, "--fake", "groups", "US", "--region-id", "123", "--did-type", "local")
     assert isinstance(data, list)
     group = next(g for g in data if g["id"] == "abc-123")
     assert group == {
@@ -131,15 +173,13 @@ def test_groups_json_keeps_prices_as_strings(capsys: pytest.CaptureFixture[str])
 
 def test_groups_filters_reach_the_fake(capsys: pytest.CaptureFixture[str]) -> None:
     """--did-type tollfree, --region-id and --city narrow the groups listed."""
-    assert [
-        g["id"] for g in run_json(capsys, "--fake", "groups", "US", "--did-type", "tollfree")
-    ] == ["tf-800"]
-    assert [g["id"] for g in run_json(capsys, "--fake", "groups", "US", "--region-id", "124")] == [
-        "nyc-212"
-    ]
-    assert [g["id"] for g in run_json(capsys, "--fake", "groups", "US", "--city", "los")] == [
-        "abc-123"
-    ]
+
+    def found(*filters: str) -> list[str]:
+        return [g["id"] for g in run_json(capsys, "--fake", "groups", "US", *filters)]
+
+    assert found("--region-id", "124", "--did-type", "tollfree") == ["tf-800"]
+    assert found("--region-id", "124") == ["nyc-212", "tf-800"]
+    assert found("--region-id", "123", "--city", "los") == ["abc-123"]
 
 
 def test_available_numbers(capsys: pytest.CaptureFixture[str]) -> None:
@@ -289,7 +329,7 @@ def test_demo_walks_the_flow_and_leaves_nothing(capsys: pytest.CaptureFixture[st
     assert "3.50/month" in lines[0]
     assert re.fullmatch(rf"2\. Reserved \+12135551234 as {UUID.pattern}\.", lines[1])
     assert "expires at" in lines[2]
-    assert "(in 59m" in lines[2] or "(in 1h 00m)" in lines[2]
+    assert re.search(r"\(in (59m \d{1,2}s|1h 0m)\)", lines[2])
     assert lines[3] == "4. Cancelled it; 0 active reservation(s) left."
 
 
@@ -306,8 +346,18 @@ def test_demo_against_a_server_cancels_what_it_reserved(
 
 
 def test_demo_in_a_country_without_local_groups(capsys: pytest.CaptureFixture[str]) -> None:
-    """`demo CA` says there is no local group and reserves nothing."""
-    assert run_ok(capsys, "--fake", "demo", "CA") == "No local number groups in CA.\n"
+    """`demo CA` says there is no local group in its first region and reserves nothing."""
+    assert run_ok(capsys, "--fake", "demo", "CA") == "No local number groups in CA, Ontario.\n"
+
+
+def test_demo_searches_a_region_of_the_us(capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo` names the region it searched (2Chat needs one for US); --region-id picks it."""
+    assert run_ok(capsys, "--fake", "demo").startswith(
+        "1. Found 1 local group(s) in US, California; using abc-123 "
+    )
+    assert run_ok(capsys, "--fake", "demo", "US", "--region-id", "124").startswith(
+        "1. Found 1 local group(s) in US, region 124; using nyc-212 (New York City, "
+    )
 
 
 @pytest.mark.parametrize(
@@ -359,7 +409,7 @@ def test_fake_reserve_prints_the_reservation(capsys: pytest.CaptureFixture[str])
     expires_text, left = shown["expires"].split(" (")
     expires = datetime.strptime(expires_text, "%Y-%m-%d %H:%M:%S UTC")
     assert expires - created == timedelta(hours=1)
-    assert re.fullmatch(r"in (59m \d\ds|1h 00m)\)", left)
+    assert re.fullmatch(r"in (59m \d{1,2}s|1h 0m)\)", left)
     assert captured.err == ""
 
 
@@ -492,7 +542,10 @@ def test_module_entry_point_runs() -> None:
 
 
 async def twochat(
-    *argv: str, env: dict[str, str] | None = None, stdin: Any = asyncio.subprocess.DEVNULL
+    *argv: str,
+    env: dict[str, str] | None = None,
+    stdin: Any = asyncio.subprocess.DEVNULL,
+    stdout: Any = asyncio.subprocess.PIPE,
 ) -> tuple[int, str, str]:
     """Run ``python -m twochat_async ARGV`` without TWOCHAT_* of our own; (code, out, err)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TWOCHAT_")}
@@ -503,12 +556,12 @@ async def twochat(
         *argv,
         env={**clean, **(env or {})},
         stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return process.returncode, (out or b"").decode(), err.decode()
 
 
 async def on_a_terminal(*argv: str, answer: bytes, env: dict[str, str]) -> tuple[int, str, str]:
@@ -763,10 +816,9 @@ def test_the_demo_shows_a_hostile_group_escaped(
         "features": ["voice"],
     }
     served.script(Reply(json={"success": True, "data": {"groups": [group]}}))
-    lines = run_ok(capsys, "--base-url", served.base_url, "demo").split("\n")
-    assert (
-        lines[0]
-        == f"1. Found 1 local group(s) in US; using abc-123 ({SHOWN}, +1 (213), 3.50/month)."
+    lines = run_ok(capsys, "--base-url", served.base_url, "demo", "--region-id", "1").split("\n")
+    assert lines[0] == (
+        f"1. Found 1 local group(s) in US, region 1; using abc-123 ({SHOWN}, +1 (213), 3.50/month)."
     )
     assert [line[:3] for line in lines] == ["1. ", "2. ", "3. ", "4. ", ""]
     assert served.active_reservations() == []
@@ -884,6 +936,325 @@ async def test_the_command_reports_a_deeply_nested_answer_in_one_line() -> None:
         "twochat: InvalidResponseError: 2Chat answered 200 OK with JSON nested deeper "
         "than 64 levels\n"
     )
+
+
+# -- The command in a shell: pipes, usage errors, help, start-up, widths, the prompt ------
+
+
+def region_list(count: int) -> Reply:
+    """A Get Regions answer of ``count`` regions: a table longer than a pipe's buffer."""
+    regions = [
+        {"id": n, "region_name": f"Region {n}", "iso_country_code": "US"} for n in range(count)
+    ]
+    return Reply(json={"success": True, "data": {"regions": regions}})
+
+
+@pytest.mark.parametrize(
+    ("argv", "codes"),
+    [
+        (["--fake", "reservations"], {141}),
+        (["--fake", "--json", "did-types"], {141}),
+        # argparse itself swallows a failed write of help (exit 0); any Python's way is fine.
+        (["--help"], {0, 141}),
+        (["--version"], {0, 141}),
+    ],
+    ids=["table", "json", "help", "version"],
+)
+async def test_output_into_a_closed_pipe_ends_quietly(argv: list[str], codes: set[int]) -> None:
+    """Writing to a pipe nobody reads is exit 141 (a SIGPIPE death), no traceback on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the command starts: its first write finds no reader
+    try:
+        code, out, err = await twochat(*argv, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert (out, err) == ("", "")
+    assert code in codes
+
+
+def shell(line: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``line`` in bash with ``twochat`` meaning this interpreter's command."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TWOCHAT_")}
+    command = f'twochat() {{ {shlex.quote(sys.executable)} -m twochat_async "$@"; }}; {line}'
+    return subprocess.run(  # noqa: S603 - our own command line
+        ["/bin/bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_a_table_piped_into_head_ends_quietly() -> None:
+    """`twochat regions US | head -1` prints the header; twochat exits 141, stderr empty."""
+    with fake_in_thread() as fake:
+        fake.script(region_list(5000))  # ~75 KB: more than a pipe holds, so head closes it
+        result = shell(
+            f'twochat --base-url {fake.base_url} regions US | head -1; echo "${{PIPESTATUS[0]}}"',
+            env={"TWOCHAT_API_KEY": API_KEY},
+        )
+    assert (result.stdout.split(), result.stderr) == (["id", "name", "country", "141"], "")
+
+
+def test_the_issues_pipe_into_true_ends_quietly() -> None:
+    """`twochat --fake reservations | true`: no BrokenPipeError; exit 0, or 141 if it broke."""
+    result = shell('twochat --fake reservations | true; echo "${PIPESTATUS[0]}"')
+    assert result.stderr == ""
+    assert result.stdout in ("0\n", "141\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["available", "abc-123", "--contains", "abc"], "--contains must be 1 to 15 digits"),
+        (["cities", "US", "--region-id", "-1"], "--region-id must be a non-negative int id"),
+        (["groups", "US", "--region-id", "-1"], "--region-id must be a non-negative int id"),
+        (["groups", "US", "--region-id", "1", "--did-type", "foo"], "--did-type must be one of"),
+        (["requirements", "DE", "--did-type", "-2"], "--did-type must be a non-negative int id"),
+        (["available", " "], "GROUP_ID must be a non-empty string"),
+        (["reserve", "\t"], "GROUP_ID must be a non-empty string"),
+        (["cancel", " "], "UUID must be"),
+        (["groups", "USA"], "COUNTRY must be an ISO 3166 alpha-2 code"),
+    ],
+)
+async def test_a_bad_value_is_named_as_typed(argv: list[str], named: str) -> None:
+    """The error names the option or argument as typed, not the Python parameter; exit 2."""
+    code, out, err = await on_a_terminal("--fake", *argv, answer=b"y\n", env={})
+    assert (code, out) == (2, "")
+    assert err.startswith(f"twochat: error: {named}")
+    assert len(err.splitlines()) == 1
+    python_names = ("number_contains", "region_id", "did_type", "group_id", "country ")
+    assert not any(name in err for name in python_names)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["fake-server", "--port", "99999"], "twochat fake-server: error: argument --port: must "),
+        (["fake-server", "--port", "-1"], "twochat fake-server: error: argument --port: must "),
+        (["fake-server", "--port", "http"], "twochat fake-server: error: argument --port: must "),
+        (["--timeout", "soon", "info"], "twochat: error: argument --timeout: invalid float"),
+        (["cities", "US", "--region-id", "CA"], "twochat cities: error: argument --region-id: "),
+        (["--frob"], "twochat: error: unrecognized arguments: --frob"),
+        (["--fake", "groups", "US", "--frob", "1"], "twochat: error: unrecognized arguments: "),
+        (["frob"], "twochat: error: argument COMMAND: invalid choice: 'frob'"),
+        (["--fake"], "twochat: error: the following arguments are required: COMMAND"),
+        (["groups"], "twochat groups: error: the following arguments are required: COUNTRY"),
+    ],
+)
+async def test_a_bad_command_line_exits_2_in_one_line(argv: list[str], expected: str) -> None:
+    """Bad ports, values and unknown options: one stderr line naming them, exit 2."""
+    code, out, err = await twochat(*argv)
+    assert (code, out) == (2, "")
+    assert err.startswith(expected)
+    assert err.endswith("--help')\n")
+    assert len(err.splitlines()) == 1
+
+
+async def test_an_unknown_option_is_named_not_a_missing_command() -> None:
+    """`twochat --frob` names --frob; the COMMAND it lacks is not what it complains of."""
+    code, _, err = await twochat("--frob")
+    assert code == 2
+    assert "--frob" in err
+    assert "COMMAND" not in err
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """The ``twochat`` subcommands' parsers, by name."""
+    [action] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_there_are_subcommands_to_check() -> None:
+    """The checks of descriptions below see every subcommand (else they pass vacuously)."""
+    assert sorted(subcommands()) == sorted([*COMMANDS, "fake-server"])
+
+
+async def test_help_gives_every_subcommand_a_one_line_description() -> None:
+    """`twochat --help` lists each subcommand beside a description that fits its line."""
+    code, out, err = await twochat("--help")
+    assert (code, err) == (0, "")
+    listed = dict(re.findall(r"^    (\S+) +(\S.*)$", out, re.M))
+    assert sorted(listed) == sorted(subcommands())
+    for name, parser in subcommands().items():
+        assert parser.description is not None
+        assert parser.description.lower().startswith(listed[name].lower())
+
+
+@pytest.mark.parametrize("name", [*COMMANDS, "fake-server"])
+def test_every_argument_of_a_subcommand_has_help(name: str) -> None:
+    """Each positional argument and option of each subcommand says what it is."""
+    actions = subcommands()[name]._actions
+    assert actions  # -h at least
+    assert [a.dest for a in actions if not a.help] == []
+
+
+async def test_a_subcommands_help_shows_its_description() -> None:
+    """`twochat groups --help` starts with what groups does and explains COUNTRY."""
+    code, out, err = await twochat("groups", "--help")
+    assert (code, err) == (0, "")
+    assert "\n\nSearch a country's number groups, with their prices.\n" in out
+    assert re.search(r"^  COUNTRY +an ISO 3166 alpha-2 country code", out, re.M)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["groups", "--help"]])
+async def test_help_and_version_import_neither_aiohttp_nor_the_fake(argv: list[str]) -> None:
+    """`twochat --help`/`--version` start without aiohttp, cattrs, the session or the fake."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "twochat_async",
+        *argv,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    imported = set(re.findall(r"^import time:.*\| +(\S+)$", err.decode(), re.M))
+    assert {"twochat_async.cli", "twochat_async.errors", "argparse"} <= imported
+    heavy = {"aiohttp", "cattrs", "twochat_async._session", "twochat_async._wire"}
+    assert heavy & imported == set()
+    assert {"twochat_async.testing._fake", "twochat_async.testing._server"} & imported <= {
+        "twochat_async.testing._server"  # its --host and --port, without the fake
+    }
+
+
+def test_the_cli_module_itself_imports_no_aiohttp() -> None:
+    """Importing twochat_async.cli and running --version leaves aiohttp unimported."""
+    program = (
+        "import sys\n"
+        "from twochat_async.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('aiohttp', 'twochat_async.testing._fake') if m in sys.modules))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and program
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, f"twochat {__version__}\n[]\n")
+
+
+async def test_the_groups_table_fits_100_columns_and_json_keeps_every_field() -> None:
+    """`groups US --region-id 123` is at most 100 wide; --json keeps the columns left out."""
+    code, out, err = await twochat("--fake", "groups", "US", "--region-id", "123")
+    assert (code, err) == (0, "")
+    assert max(map(len, out.splitlines())) <= 100
+    assert cells(out)[0]["features"] == "sms_in, sms_out, voice, whatsapp_business"
+    code, out, _ = await twochat("--fake", "--json", "groups", "US", "--region-id", "123")
+    assert "is_eligible_for_free_number" in json.loads(out)[0]
+
+
+def test_a_wide_cell_wraps_within_100_columns(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """A 250-character region name wraps inside its column; joined again, it is whole."""
+    name = " ".join(f"word{n:02d}" for n in range(36))
+    served.script(regions_answer(name))
+    out = run_ok(capsys, "--base-url", served.base_url, "regions", "US")
+    assert max(map(len, out.splitlines())) <= 100
+    assert len(out.splitlines()) > 2
+    assert cells(out) == [{"id": "1", "name": name, "country": "US"}]
+
+
+def test_too_many_free_form_columns_are_left_out_and_named(
+    capsys: pytest.CaptureFixture[str], served: FakeTwoChat
+) -> None:
+    """A requirement with 20 keys shows the columns that fit, then names the ones left out."""
+    requirement = {f"field_{n:02d}": f"value {n}" for n in range(20)}
+    served.script(Reply(json={"success": True, "data": {"requirements": [requirement]}}))
+    out = run_ok(capsys, "--base-url", served.base_url, "requirements", "DE")
+    assert max(map(len, out.splitlines())) <= 100
+    table_part, note = out.split("\n(")
+    shown = cells(table_part)[0]
+    assert list(shown) == list(requirement)[: len(shown)]
+    assert 1 < len(shown) < 20
+    assert " ".join(f"({note}".split()) == (
+        f"({', '.join(list(requirement)[len(shown) :])} left out to fit 100 columns; "
+        "--json shows all)"
+    )
+
+
+async def test_the_purchase_question_shows_the_price_when_the_group_is_known(
+    fake: FakeTwoChat,
+) -> None:
+    """With --country and --region-id the question says the setup and monthly price."""
+    code, out, err = await on_a_terminal(
+        *("--base-url", fake.base_url, "purchase", "tf-800", "--country", "US"),
+        *("--region-id", "124"),
+        answer=b"y\n",
+        env={"TWOCHAT_API_KEY": API_KEY},
+    )
+    assert (code, err) == (
+        0,
+        "Buy a random number from group tf-800 (United States, +1 (800)) for 1.00 setup and "
+        "5.00 a month? [y/N] ",
+    )
+    assert list(fake.sold.values()) == ["tf-800"]
+    assert rows(out)["group_id"] == "tf-800"
+
+
+async def test_a_bad_country_for_the_purchase_question_is_named_as_typed(
+    fake: FakeTwoChat,
+) -> None:
+    """`purchase --country U1` names --country, not COUNTRY or country: exit 2, nothing sent."""
+    code, out, err = await on_a_terminal(
+        *("--base-url", fake.base_url, "purchase", "abc-123", "--country", "U1"),
+        answer=b"y\n",
+        env={"TWOCHAT_API_KEY": API_KEY},
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("twochat: error: --country must be an ISO 3166 alpha-2 code")
+    assert (fake.sold, fake.requests) == ({}, [])
+
+
+async def test_a_purchase_of_a_group_not_in_the_country_asks_nothing_and_buys_nothing(
+    fake: FakeTwoChat,
+) -> None:
+    """A group --country does not list is exit 2 naming the options: no question, no sale."""
+    code, out, err = await on_a_terminal(
+        *("--base-url", fake.base_url, "purchase", "ber-30", "--country", "US"),
+        *("--region-id", "123"),
+        answer=b"y\n",
+        env={"TWOCHAT_API_KEY": API_KEY},
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        "twochat: error: group ber-30 is not among the number groups of US, region 123: "
+        "check GROUP_ID, --country and --region-id; nothing was bought\n"
+    )
+    assert (fake.sold, fake.calls["POST /open/numbers/purchase"]) == ({}, 0)
+
+
+@pytest.mark.parametrize(
+    ("delta", "shown"),
+    [
+        (timedelta(hours=1, minutes=2, seconds=30), "1h 2m"),
+        (timedelta(minutes=59, seconds=59, microseconds=748923), "59m 59s"),
+        (timedelta(seconds=5, microseconds=999), "5s"),
+        (timedelta(hours=26), "26h 0m"),
+    ],
+)
+def test_durations_read_as_hours_minutes_seconds(delta: timedelta, shown: str) -> None:
+    """A duration prints as 1h 2m, 59m 59s or 5s: never 0:59:59.748923."""
+    assert _duration(delta) == shown
+
+
+async def test_a_reservation_shows_how_long_it_holds_in_hours_and_minutes() -> None:
+    """`reserve` on a fake holding numbers 1h 2m 30s prints `(in 1h 2m)` after the expiry."""
+    with fake_in_thread(reservation_ttl=timedelta(hours=1, minutes=2, seconds=30)) as fake:
+        code, out, err = await twochat(
+            "--base-url", fake.base_url, "reserve", "abc-123", env={"TWOCHAT_API_KEY": API_KEY}
+        )
+        listed = await twochat(
+            "--base-url", fake.base_url, "reservations", env={"TWOCHAT_API_KEY": API_KEY}
+        )
+    assert (code, err) == (0, "")
+    assert rows(out)["expires"].endswith(" UTC (in 1h 2m)")
+    assert listed[::2] == (0, "")
+    assert cells(listed[1])[0]["left"] == "1h 2m"
 
 
 def _runs_the_command(test: Any) -> bool:

@@ -169,7 +169,7 @@ def test_did_type_literal_lists_exactly_the_accepted_values() -> None:
 async def test_every_did_type_name_is_accepted(chat: TwoChatSession) -> None:
     """Each value of DidTypeName is a valid groups() filter."""
     for name in get_args(DidTypeName):
-        assert isinstance(await chat.groups("US", did_type=name), list)
+        assert isinstance(await chat.groups("US", region_id=123, did_type=name), list)
 
 
 @pytest.mark.slow

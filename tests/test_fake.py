@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from conftest import API_KEY, envelope, fake_in_thread
 
-from twochat_async import NotFoundError, TwoChatSession, UnprocessableEntityError
+from twochat_async import APIError, NotFoundError, TwoChatSession, UnprocessableEntityError
 from twochat_async.testing import FakeTwoChat, ManualClock, Reply, default_catalogue
 
 RESERVATIONS = "/open/numbers/reservations"
@@ -74,7 +74,7 @@ async def available(chat: TwoChatSession, group_id: str) -> list[str]:
     [
         ("GET", "/open/info"),
         ("GET", "/open/numbers/regions?country=US"),
-        ("GET", "/open/numbers/groups?country=US"),
+        ("GET", "/open/numbers/groups?country=US&region_id=123"),
         ("GET", RESERVATIONS),
         ("POST", RESERVATIONS),
     ],
@@ -402,12 +402,12 @@ async def test_the_catalogue_follows_every_filter(chat: TwoChatSession) -> None:
 @pytest.mark.parametrize(
     ("filters", "expected_ids"),
     [
-        ({}, ["abc-123", "nyc-212", "tf-800"]),
+        ({}, ["abc-123", "tf-800"]),
         ({"did_type": "tollfree"}, ["tf-800"]),
-        ({"did_type": "all"}, ["abc-123", "nyc-212", "tf-800"]),
-        ({"region_id": 124}, ["nyc-212"]),
-        ({"city_id": 458}, ["nyc-212"]),
-        ({"city_name_or_prefix": "New York"}, ["nyc-212"]),
+        ({"did_type": "all"}, ["abc-123", "tf-800"]),
+        ({"region_id": 124}, ["nyc-212", "tf-800"]),
+        ({"city_id": 458, "region_id": 124}, ["nyc-212"]),
+        ({"city_name_or_prefix": "Los Angeles"}, ["abc-123"]),
         ({"city_name_or_prefix": "+1 (800)"}, ["tf-800"]),
     ],
     ids=["none", "tollfree", "all", "region", "city", "city-name", "prefix"],
@@ -415,8 +415,26 @@ async def test_the_catalogue_follows_every_filter(chat: TwoChatSession) -> None:
 async def test_groups_follow_each_filter(
     chat: TwoChatSession, filters: dict[str, Any], expected_ids: list[str]
 ) -> None:
-    """Each groups() filter, alone, narrows the fake's groups of the country."""
-    assert expected_ids == [group.id for group in await chat.groups("US", **filters)]
+    """Each groups() filter narrows the fake's US groups of a region (California unless said)."""
+    found = await chat.groups("US", **({"region_id": 123} | filters))
+    assert expected_ids == [group.id for group in found]
+
+
+async def test_a_us_group_search_without_a_region_is_refused(chat: TwoChatSession) -> None:
+    """groups("US") without region_id is a 422 APIError saying a region is needed (2Chat: US)."""
+    with pytest.raises(UnprocessableEntityError) as info:
+        await chat.groups("US", did_type="local")
+    assert isinstance(info.value, APIError)
+    assert info.value.message == (
+        "region_id is required for US: search the number groups of a region "
+        "(see GET /open/numbers/regions?country=US)"
+    )
+
+
+async def test_only_us_group_searches_need_a_region(chat: TwoChatSession) -> None:
+    """Other countries are searched whole: DE without a region lists Berlin's group."""
+    assert [group.id for group in await chat.groups("DE")] == ["ber-30"]
+    assert await chat.groups("CA") == []
 
 
 async def test_the_default_catalogue_is_a_fresh_copy_with_the_documented_group(

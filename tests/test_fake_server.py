@@ -188,7 +188,7 @@ async def test_a_fake_with_keep_requests_logs_only_the_latest() -> None:
     fake = FakeTwoChat(keep_requests=3)
     async with fake as base_url, TwoChatSession(fake.api_key, base_url=base_url) as chat:
         for country in ("US", "CA", "GB", "DE", "BR"):
-            await chat.groups(country)
+            await chat.groups(country, region_id=123)
         await fake.received("GET /open/numbers/groups", 5)
         assert (await chat.info()).api_request_count == 6
     assert [r["query"].get("country") for r in fake.requests] == ["DE", "BR", None]

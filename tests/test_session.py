@@ -629,7 +629,7 @@ async def test_did_types(chat: TwoChatSession) -> None:
 
 async def test_groups(chat: TwoChatSession) -> None:
     """groups() returns Group records, prices as exact Decimals (filters: test_fake.py)."""
-    groups = await chat.groups("US")
+    groups = await chat.groups("US", region_id=123)
     assert ("abc-123", Decimal("3.50")) == (groups[0].id, groups[0].monthly_price)
     assert str(groups[0].monthly_price) == "3.50"
 

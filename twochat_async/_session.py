@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -106,17 +106,20 @@ class TwoChatSession:
         ssl: An ``ssl.SSLContext`` for the TLS connections: a company certificate
             authority, a client certificate. ``None``: the system's trusted authorities.
             Verification cannot be turned off with ``False``.
+        trace_configs: aiohttp ``TraceConfig``s attached to the pool this object creates
+            (aiohttp's request hooks: timings, logging, your own tracing).
 
-    A borrowed ``http_session`` keeps its own connector, proxy, environment setting and
-    TLS: ``max_connections`` does not apply to it, and ``proxy``, ``trust_env=False`` and
-    ``ssl`` are refused with it (configure them on the ``ClientSession``).
+    A borrowed ``http_session`` keeps its own connector, proxy, environment setting, TLS
+    and tracing: ``max_connections`` does not apply to it, and ``proxy``,
+    ``trust_env=False``, ``ssl`` and ``trace_configs`` are refused with it (configure
+    them on the ``ClientSession``).
 
     Raises:
         ValueError: No API key was given nor found in ``TWOCHAT_API_KEY``, or another
             argument is invalid (each is checked here, before any request).
     """
 
-    __slots__ = ("__weakref__", "_base_url", "_limiter", "_transport")
+    __slots__ = ("__weakref__", "_base_url", "_limiter", "_transport", "_view")
 
     def __init__(
         self,
@@ -133,6 +136,7 @@ class TwoChatSession:
         proxy: str | None = None,
         trust_env: bool = True,
         ssl: SSLContext | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key:
@@ -145,11 +149,13 @@ class TwoChatSession:
                 "api_key", "must be a string without spaces or control characters."
             )
         _wire.check_flag(allow_insecure_http, "allow_insecure_http")
-        _wire.check_http_session(http_session, mine=(proxy, ssl, not trust_env))
+        traces = _wire.check_trace_configs(trace_configs)
+        _wire.check_http_session(http_session, mine=(proxy, ssl, not trust_env, traces))
         self._base_url = _wire.check_base_url(
             base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, allow_insecure_http
         )
         self._limiter = _limiter(rate_limit)
+        self._view = False
         self._transport = Transport(
             api_key=key,
             base_url=self._base_url,
@@ -159,19 +165,50 @@ class TwoChatSession:
             user_agent=DEFAULT_USER_AGENT
             if user_agent is None
             else _wire.check_user_agent(user_agent),
-            max_retries=_wire.check_count(
-                max_retries, "max_retries", minimum=0, maximum=MAX_RETRIES_LIMIT
-            ),
+            max_retries=_check_retries(max_retries),
             limiter=self._limiter,
             network=Network(
                 proxy=_wire.check_proxy(proxy),
                 trust_env=_wire.check_flag(trust_env, "trust_env"),
                 ssl=_wire.check_ssl(ssl),
+                trace_configs=traces,
             ),
         )
         if self._limiter is not None:
             digest = hashlib.sha256(key.encode()).hexdigest()
             self._limiter.bind(digest, _SharedFetch(self._account_limit))
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> TwoChatSession:
+        """Return a view of this session whose calls have other settings.
+
+        The view shares the session's connection pool, rate limiter and state: it is
+        cheap, so make one where a call needs it (``await
+        chat.with_options(timeout=2).reserve(group)``). Closing the view does nothing;
+        closing the session closes it for the view too.
+
+        Args:
+            timeout: As ``TwoChatSession(timeout=...)``; ``None`` keeps the session's.
+            max_retries: As ``TwoChatSession(max_retries=...)``; ``None`` keeps the
+                session's.
+
+        Returns:
+            A `TwoChatSession` that makes its calls with these settings.
+
+        Raises:
+            ValueError: An argument is invalid.
+        """
+        view = object.__new__(TwoChatSession)
+        view._base_url, view._limiter, view._view = self._base_url, self._limiter, True
+        view._transport = self._transport.with_options(
+            None if timeout is None else _wire.check_timeout(timeout),
+            None if max_retries is None else _check_retries(max_retries),
+        )
+        return view
 
     @property
     def base_url(self) -> str:
@@ -206,9 +243,9 @@ class TwoChatSession:
     async def close(self) -> None:
         """Close the connection pool (unless borrowed); later calls raise ``TwoChatError``.
 
-        Calling it again does nothing.
+        Calling it again does nothing, and so does closing a view of `with_options`.
         """
-        if self._transport.closed:
+        if self._view or self._transport.closed:
             return
         try:
             await self._transport.close()
@@ -407,7 +444,7 @@ class TwoChatSession:
         path = f"{_RESERVATIONS}/{quote(uuid, safe='')}"
         await self._transport.request("DELETE", path, urgent=True)
 
-    async def purchase(self, group_id: str, number: str | None = None) -> Purchase:
+    async def purchase(self, group_id: str | Reservation, number: str | None = None) -> Purchase:
         """Buy a number of a group: a reserved one, a specific one, or a random one.
 
         Buying a number without meeting its country's requirements can get it suspended:
@@ -415,8 +452,11 @@ class TwoChatSession:
         (so does `cancel_reservation()`).
 
         Args:
-            group_id: The group's id.
+            group_id: The group's id; or a `Reservation`, whose number is bought from its
+                group (``reserve()`` fills it in; one listed by ``reservations()`` has
+                none: pass ``purchase(group_id, reservation.number)`` then).
             number: The number to buy, in E.164; ``None`` buys a random one of the group.
+                Not with a `Reservation`, which names its number.
 
         Returns:
             The purchase, with whatever 2Chat answered in ``details``.
@@ -425,7 +465,22 @@ class TwoChatSession:
             ValueError: An argument is invalid (nothing is sent).
             TwoChatError: The call failed; see [`twochat_async.errors`][twochat_async.errors].
         """
-        return await self._purchase(group_id, number, _wire.reservation_body(group_id, number))
+        if not isinstance(group_id, Reservation):
+            body = _wire.reservation_body(group_id, number)
+            return await self._purchase(group_id, number, body)
+        reservation = group_id
+        if number is not None:
+            raise ValueError(
+                "purchase(reservation) buys the reservation's own number; pass no number"
+            )
+        if reservation.group_id is None:
+            raise ValueError(
+                f"Reservation {reservation.uuid} does not say its group (reservations() "
+                "does not list it): pass purchase(group_id, reservation.number)"
+            )
+        # The number as 2Chat wrote it in the reservation, as a hold sends it.
+        body = _wire.held_purchase_body(reservation.group_id, reservation.number)
+        return await self._purchase(reservation.group_id, reservation.number, body)
 
     async def _purchase(
         self,
@@ -487,6 +542,10 @@ class TwoChatSession:
         """
         _wire.check_reservation(group_id, number)
         return Hold(self, group_id, number)
+
+
+def _check_retries(value: int) -> int:
+    return _wire.check_count(value, "max_retries", minimum=0, maximum=MAX_RETRIES_LIMIT)
 
 
 def _limiter(rate_limit: object) -> Limiter | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import platform
@@ -60,6 +61,8 @@ class Network(NamedTuple):
     trust_env: bool = True
     #: The TLS context; ``None`` for aiohttp's default (verified against the system's CAs).
     ssl: SSLContext | None = None
+    #: aiohttp's tracing hooks, attached to the pool we make.
+    trace_configs: tuple[aiohttp.TraceConfig, ...] = ()
 
 
 class _Answer(NamedTuple):
@@ -107,6 +110,7 @@ class _Pool:
         network: Network,
     ) -> None:
         self.owned = http is None
+        self.closed = False
         self._base_url = base_url
         self._http = http
         self._max_connections = max_connections
@@ -153,6 +157,7 @@ class _Pool:
                 limit=self._max_connections, ssl=True if network.ssl is None else network.ssl
             ),
             proxy=proxy,
+            trace_configs=list(network.trace_configs) or None,
         )
         self.slots = asyncio.Semaphore(self._max_connections)
         self._loop, self._guard = loop, close_with_loop(http.close)
@@ -206,7 +211,6 @@ class Transport:
         self._timeout = timeout
         self._max_retries = max_retries
         self._limiter = limiter
-        self._closed = False
         self._redactor = Redactor(api_key)
         self._pool = _Pool(http_session, base_url, max_connections, network)
         headers = {
@@ -223,7 +227,7 @@ class Transport:
         self._post_headers = {**headers, "Content-Type": _JSON}
         self._deadline, aiohttp_timeout = _split_timeout(timeout)
         self._options: dict[str, Any] = {
-            "timeout": aiohttp_timeout,
+            "timeout": aiohttp_timeout,  # keep first: with_options() replaces it
             # The error body holds 2Chat's message.
             "raise_for_status": False,
             # Decompressed by us, under the size cap (a small gzip body can inflate to
@@ -235,8 +239,22 @@ class Transport:
 
     @property
     def closed(self) -> bool:
-        """Whether `close()` has been called."""
-        return self._closed
+        """Whether `close()` has been called (on this transport or one it was made from)."""
+        return self._pool.closed
+
+    def with_options(
+        self, timeout: aiohttp.ClientTimeout | None, max_retries: int | None
+    ) -> Transport:
+        """Return a transport sharing this one's pool, limiter and state, with other
+        settings for its requests (``None``: this one's)."""
+        view = copy.copy(self)
+        if timeout is not None:
+            view._timeout = timeout
+            view._deadline, aiohttp_timeout = _split_timeout(timeout)
+            view._options = {**self._options, "timeout": aiohttp_timeout}
+        if max_retries is not None:
+            view._max_retries = max_retries
+        return view
 
     @property
     def proxy_shown(self) -> str | None:
@@ -245,12 +263,12 @@ class Transport:
 
     async def close(self) -> None:
         """Close the pool if this transport made it; calling it again does nothing."""
-        if not self._closed:
-            self._closed = True
+        if not self._pool.closed:
+            self._pool.closed = True
             await self._pool.close()
 
     def _session(self) -> aiohttp.ClientSession:
-        if self._closed:
+        if self._pool.closed:
             raise TwoChatError("This TwoChatSession is closed; create a new one to make calls.")
         return self._pool.get()
 

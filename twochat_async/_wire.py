@@ -24,8 +24,6 @@ from ssl import SSLContext
 from typing import Any, TypeVar, get_args
 
 import aiohttp
-import cattrs
-from cattrs.v import format_exception
 from yarl import URL
 
 from .errors import (
@@ -43,7 +41,7 @@ from .errors import (
     UnprocessableEntityError,
     escape_controls,
 )
-from .models import SNIPPET_CHARS, DidTypeName, converter, cut, finite, shown
+from .models import SNIPPET_CHARS, DidTypeName, converter, field_errors, finite, shown
 
 T = TypeVar("T")
 
@@ -268,11 +266,27 @@ def check_http_session(value: object, *, mine: tuple[object, ...]) -> None:
         raise ArgumentError(
             "http_session", f"must be an aiohttp.ClientSession or None, got {shown(value)}"
         )
-    if any(option not in (None, False) for option in mine):
+    if any(option not in (None, False, ()) for option in mine):
         raise ValueError(
-            "proxy, trust_env=False and ssl apply to the pool TwoChatSession creates, not "
-            "to a borrowed http_session: set them on that aiohttp.ClientSession instead."
+            "proxy, trust_env=False, ssl and trace_configs apply to the pool TwoChatSession "
+            "creates, not to a borrowed http_session: set them on that aiohttp.ClientSession "
+            "instead."
         )
+
+
+def check_trace_configs(value: object) -> tuple[aiohttp.TraceConfig, ...]:
+    """Return the ``trace_configs`` as a tuple.
+
+    Raises:
+        ValueError: It is not a list or tuple of ``aiohttp.TraceConfig``.
+    """
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(item, aiohttp.TraceConfig) for item in value
+    ):
+        raise ArgumentError(
+            "trace_configs", f"must be a list of aiohttp.TraceConfig, got {shown(value)}"
+        )
+    return tuple(value)
 
 
 def check_proxy(value: object) -> URL | None:
@@ -662,33 +676,6 @@ def _at(payload: Mapping[str, Any], path: str, status: int) -> Any:
     return value
 
 
-def _describe(exc: BaseException, type_: type | None) -> str:
-    # Our hooks' TypeError/ValueError texts say what was wrong; cattrs' defaults are vaguer.
-    if isinstance(exc, (TypeError, ValueError)) and str(exc):
-        return str(exc)
-    return format_exception(exc, type_)
-
-
-#: How many field errors a decoding error lists, each cut to SNIPPET_CHARS.
-SHOWN_FIELD_ERRORS = 5
-
-
-def _unchecked(exc: BaseException) -> int:
-    """Count the list items a failed structuring gave up on (see `models._BadItems`)."""
-    below = getattr(exc, "exceptions", ())
-    return getattr(exc, "unchecked", 0) + sum(map(_unchecked, below))
-
-
-def _details(lines: list[str], unchecked: int) -> str:
-    """Join the first field errors, then say how many more there were or went unchecked."""
-    shown_lines = [cut(line) for line in lines[:SHOWN_FIELD_ERRORS]]
-    if len(lines) > SHOWN_FIELD_ERRORS:
-        shown_lines.append(f"and {len(lines) - SHOWN_FIELD_ERRORS} more field errors")
-    if unchecked:
-        shown_lines.append(f"{unchecked} more items not checked")
-    return "; ".join(shown_lines)
-
-
 def decode(
     payload: Mapping[str, Any], path: str, cls: type[T], /, *, status: int, **given: Any
 ) -> T:
@@ -713,10 +700,7 @@ def decode(
     try:
         return converter.structure(value, cls)
     except Exception as exc:  # structuring is pure: any failure means the data was bad
-        if isinstance(exc, cattrs.BaseValidationError):
-            details = _details(cattrs.transform_error(exc, path, _describe), _unchecked(exc))
-        else:
-            details = f"{exc} @ {path}"
+        details = field_errors(exc, path)
         what = path if path != "$" else getattr(cls, "__name__", str(cls))
         raise InvalidResponseError(
             f"2Chat's answer has no valid {what}: {details}", status=status, body=value

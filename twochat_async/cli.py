@@ -18,26 +18,40 @@ import json
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
-from typing import Any, TextIO
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import attrs
 
-from ._session import API_KEY_ENV, TwoChatSession
 from ._version import __version__
-from ._wire import ArgumentError
 from .errors import TwoChatError, escape_controls
-from .models import Purchase, Reservation
+
+if TYPE_CHECKING:
+    # Imported where they are used: `twochat --help` and `--version` then load neither
+    # aiohttp nor the fake (a third of a second before anything is printed).
+    from ._session import TwoChatSession
+    from .models import NumberGroup, Purchase, Reservation
 
 __all__ = ["main"]
 
 #: What a subcommand does: a call of the session with the parsed arguments.
-Command = Callable[[TwoChatSession, argparse.Namespace], Awaitable[Any]]
+Command = Callable[["TwoChatSession", argparse.Namespace], Awaitable[Any]]
 #: How a subcommand's result is printed without ``--json``.
 Printer = Callable[[Any, TextIO], None]
+#: A table's column: its header, and how a record gives its cell.
+Column = tuple[str, Callable[[Any], Any]]
+
+#: How wide a table may be; a wider one wraps its widest cells, then drops columns.
+TABLE_WIDTH = 100
+#: Between two columns of a table.
+GAP = "  "
+#: The exit status of a command whose reader closed the pipe: killed by SIGPIPE, as
+#: shells count it (128 + 13), so ``set -o pipefail`` sees what it sees of ``yes | head``.
+EXIT_BROKEN_PIPE = 141
 
 
 def _write(out: TextIO, line: str, *, end: str = "\n") -> None:
@@ -54,17 +68,16 @@ def _write(out: TextIO, line: str, *, end: str = "\n") -> None:
 
 
 def _to_json(value: Any) -> Any:
+    """Return ``value`` as JSON's built-ins: a record as its `to_dict()` (the SDK's one
+    conversion), a non-finite number as ``null``."""
+    from .models import Record  # loaded by then: only answers are printed as JSON
+
+    if isinstance(value, Record):
+        value = value.to_dict()
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no NaN or Infinity
-    if attrs.has(type(value)):
-        return {key: _to_json(item) for key, item in attrs.asdict(value, recurse=False).items()}
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, (Decimal, timedelta)):
-        return str(value)
-    if isinstance(value, (list, tuple, frozenset)):
-        items = [_to_json(item) for item in value]
-        return sorted(items) if isinstance(value, frozenset) else items
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item) for item in value]
     if isinstance(value, Mapping):
         return {key: _to_json(item) for key, item in value.items()}
     return value
@@ -95,12 +108,25 @@ def _plain(value: Any) -> str:
 
 
 def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds <= 0:
-        return "expired"
-    hours, rest = divmod(seconds, 3600)
+    """Return a duration as people read it, to the second: ``1h 2m``, ``59m 59s``, ``5s``."""
+    hours, rest = divmod(int(delta.total_seconds()), 3600)
     minutes, seconds = divmod(rest, 60)
-    return "in " + (f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s")
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def _left(reservation: Reservation) -> str:
+    """Return how long a reservation still holds its number: ``59m 59s``, or ``expired``."""
+    delta = reservation.expires_in()
+    return _duration(delta) if delta.total_seconds() >= 1 else "expired"
+
+
+def _expiry(reservation: Reservation) -> str:
+    """Return when a reservation expires, and in how long: ``... UTC (in 59m 59s)``."""
+    left = _left(reservation)
+    when = left if left == "expired" else f"in {left}"
+    return f"{_text(reservation.expires_at)} ({when})"
 
 
 def _show_record(record: Any, out: TextIO) -> None:
@@ -117,28 +143,107 @@ def _show_reservation(reservation: Reservation, out: TextIO) -> None:
         ("group", reservation.group_id or "-"),
         ("reservation", reservation.uuid),
         ("created", _text(reservation.created_at)),
-        ("expires", f"{_text(reservation.expires_at)} ({_duration(reservation.expires_in())})"),
+        ("expires", _expiry(reservation)),
     ]
     for label, value in rows:
         _write(out, f"{label:<12} {value}")
 
 
+def _columns(kind: type) -> list[Column]:
+    """Return the columns of a table of ``kind`` records: a field each, unless chosen here.
+
+    Groups and reservations have more fields than 100 columns hold: their tables show
+    the ones to choose by, under short headers (``--json`` has every field).
+    """
+    from .models import NumberGroup, Reservation
+
+    if kind is NumberGroup:
+        return [
+            *((name, attrgetter(name)) for name in ("id", "prefix", "location", "type")),
+            ("setup", attrgetter("setup_price")),
+            ("monthly", attrgetter("monthly_price")),
+            ("requires", lambda group: len(group.requirements) or "-"),
+            ("pick", attrgetter("allow_number_selection")),
+            ("features", lambda group: ", ".join(sorted(group.features)) or "-"),
+        ]
+    if kind is Reservation:
+        return [
+            ("uuid", attrgetter("uuid")),
+            ("number", attrgetter("number")),
+            ("group", attrgetter("group_id")),
+            ("expires", attrgetter("expires_at")),
+            ("left", _left),
+        ]
+    return [(field.name, attrgetter(field.name)) for field in attrs.fields(kind)]
+
+
 def _show_table(records: Sequence[Any], out: TextIO) -> None:
-    """Print records as a table with one column per field."""
+    """Print records as a table, `TABLE_WIDTH` columns at most."""
     if not records:
         _write(out, "(none)")
         return
     if attrs.has(type(records[0])):
-        columns = [field.name for field in attrs.fields(type(records[0]))]
-        rows = [[_text(getattr(record, name)) for name in columns] for record in records]
+        columns = _columns(type(records[0]))
+        header = [name for name, _ in columns]
+        rows = [[_text(cell(record)) for _, cell in columns] for record in records]
     else:  # free-form mappings (requirements): one column per key seen
-        columns = list(dict.fromkeys(key for record in records for key in record))
-        rows = [[_text(_to_json(record.get(name))) for name in columns] for record in records]
-    header = [_text(name) for name in columns]  # free-form keys are 2Chat's text too
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+        keys = list(dict.fromkeys(key for record in records for key in record))
+        header = [_text(key) for key in keys]  # free-form keys are 2Chat's text too
+        rows = [[_text(_to_json(record.get(key))) for key in keys] for record in records]
+    widths = _fit([header, *rows], TABLE_WIDTH)
     for line in [header, *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-        _write(out, "  ".join(cells).rstrip())
+        for text in _wrapped(line[: len(widths)], widths):
+            _write(out, text)
+    if len(widths) < len(header):
+        left_out = ", ".join(header[len(widths) :])
+        note = f"({left_out} left out to fit {TABLE_WIDTH} columns; --json shows all)"
+        for piece in textwrap.wrap(note, TABLE_WIDTH):
+            _write(out, piece)
+
+
+def _fit(lines: list[list[str]], limit: int) -> list[int]:
+    """Return the widths of the columns that fit ``limit``: the widest narrowed first.
+
+    A column is narrowed down to its header's width (at least 8): below that, the last
+    columns are left out.
+    """
+    natural = [max(map(len, column)) for column in zip(*lines, strict=True)]
+    floors = [min(width, max(len(lines[0][n]), 8)) for n, width in enumerate(natural)]
+    kept = len(natural)
+    while kept > 1 and sum(floors[:kept]) + len(GAP) * (kept - 1) > limit:
+        kept -= 1
+    widths = natural[:kept]
+    excess = sum(widths) + len(GAP) * (kept - 1) - limit
+    while excess > 0:
+        narrowable = [n for n in range(kept) if widths[n] > floors[n]]
+        if not narrowable:
+            break  # one column wider than the limit: its cells wrap at its header's width
+        widest = max(narrowable, key=widths.__getitem__)
+        runner_up = max((widths[n] for n in narrowable if n != widest), default=0)
+        target = max(floors[widest], runner_up, widths[widest] - excess)
+        target -= target == widths[widest]  # a tie: narrowed in turns, one at a time
+        excess -= widths[widest] - target
+        widths[widest] = target
+    return widths
+
+
+def _cell_lines(cell: str, width: int) -> list[str]:
+    """Return a cell as the lines of a column ``width`` wide (at word breaks if it has any)."""
+    if len(cell) <= width:
+        return [cell]
+    return textwrap.wrap(cell, width, break_on_hyphens=False) or [""]
+
+
+def _wrapped(cells: list[str], widths: list[int]) -> list[str]:
+    """Return a table row as lines: a cell wider than its column wraps onto the next ones."""
+    parts = [_cell_lines(cell, width) for cell, width in zip(cells, widths, strict=True)]
+    return [
+        GAP.join(
+            (part[n] if n < len(part) else "").ljust(width)
+            for part, width in zip(parts, widths, strict=True)
+        ).rstrip()
+        for n in range(max(map(len, parts)))
+    ]
 
 
 def _show_done(message: str, out: TextIO) -> None:
@@ -152,17 +257,22 @@ async def _cancel(chat: TwoChatSession, args: argparse.Namespace) -> str:
 
 async def _demo(chat: TwoChatSession, args: argparse.Namespace) -> list[str]:
     """Walk the number lifecycle: search, reserve, look at the expiry, cancel."""
-    groups = await chat.groups(args.country, did_type="local")
+    country, region_id = args.country, args.region_id
+    place = country if region_id is None else f"{country}, region {region_id}"
+    if region_id is None:  # 2Chat searches US groups only within a region: the first one
+        regions = await chat.regions(country)
+        if regions:
+            region_id, place = regions[0].id, f"{country}, {regions[0].name}"
+    groups = await chat.groups(country, region_id=region_id, did_type="local")
     if not groups:
-        return [f"No local number groups in {args.country}."]
+        return [f"No local number groups in {place}."]
     group = groups[0]
     reservation = await chat.reserve(group.id)
     lines = [
-        f"1. Found {len(groups)} local group(s) in {args.country}; using {group.id} "
+        f"1. Found {len(groups)} local group(s) in {place}; using {group.id} "
         f"({group.location}, {group.prefix}, {group.monthly_price}/month).",
         f"2. Reserved {reservation.number} as {reservation.uuid}.",
-        f"3. It expires at {_text(reservation.expires_at)} "
-        f"({_duration(reservation.expires_in())}): purchase it before then or cancel it.",
+        f"3. It expires at {_expiry(reservation)}: purchase it before then or cancel it.",
     ]
     await chat.cancel_reservation(reservation)
     active = await chat.reservations()
@@ -170,7 +280,14 @@ async def _demo(chat: TwoChatSession, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+class _NotConfirmed(Exception):
+    """The user did not answer yes to a purchase: nothing is bought."""
+
+
 async def _purchase(chat: TwoChatSession, args: argparse.Namespace) -> Purchase:
+    if not (args.yes or args.fake):
+        group = await _the_group(chat, args) if args.country is not None else None
+        _confirm(args, group)
     purchase = await chat.purchase(args.group_id, args.number)
     if purchase.number is not None:
         return purchase
@@ -179,6 +296,37 @@ async def _purchase(chat: TwoChatSession, args: argparse.Namespace) -> Purchase:
     data = purchase.details.get("data")
     found = data.get("number") if isinstance(data, Mapping) else None
     return attrs.evolve(purchase, number=found if isinstance(found, str) else None)
+
+
+async def _the_group(chat: TwoChatSession, args: argparse.Namespace) -> NumberGroup:
+    """Return the group a purchase buys from, found among ``--country``'s groups."""
+    for group in await chat.groups(args.country, region_id=args.region_id):
+        if group.id == args.group_id:
+            return group
+    where = args.country if args.region_id is None else f"{args.country}, region {args.region_id}"
+    raise ValueError(
+        f"group {args.group_id} is not among the number groups of {where}: check GROUP_ID, "
+        "--country and --region-id; nothing was bought"
+    )
+
+
+def _confirm(args: argparse.Namespace, group: NumberGroup | None) -> None:
+    """Ask on the terminal before a purchase; raise `_NotConfirmed` unless the answer is yes.
+
+    The question shows the group's prices when ``group`` is known (``--country``).
+    """
+    what = args.number or "a random number"
+    if group is None:
+        question = f"Buy {what} from group {args.group_id}? It costs money."
+    else:
+        question = (
+            f"Buy {what} from group {group.id} ({group.location}, {group.prefix}) for "
+            f"{group.setup_price} setup and {group.monthly_price} a month?"
+        )
+    _write(sys.stderr, f"{question} [y/N] ", end="")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise _NotConfirmed
 
 
 def _show_purchase(purchase: Purchase, out: TextIO) -> None:
@@ -228,13 +376,22 @@ COMMANDS: dict[str, tuple[Command, Printer]] = {
 }
 
 
-def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, escaped, then exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Say what is wrong with the command line in one line, and exit 2."""
+        _write(sys.stderr, f"{self.prog}: error: {message} (see '{self.prog} --help')")
+        sys.exit(2)
+
+
+def _global_options(*, defaults: bool) -> _Parser:
     """Return the options every position accepts: before the subcommand or after it.
 
     The subcommands' copies default to ``SUPPRESS``, so that an option given before the
     subcommand is not reset by the subcommand's parser when it is not repeated there.
     """
-    options = argparse.ArgumentParser(add_help=False)
+    options = _Parser(add_help=False)
 
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
@@ -274,59 +431,90 @@ def _global_options(*, defaults: bool) -> argparse.ArgumentParser:
     return options
 
 
+#: What COUNTRY, GROUP_ID and --region-id say in the help.
+_COUNTRY = "an ISO 3166 alpha-2 country code, e.g. US"
+_GROUP_ID = "a number group's id, from groups"
+_REGION_ID = "a region id, from regions (2Chat needs one to search US groups)"
+
+
+def _add_searches(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Add the subcommands that look things up, from regions to requirements."""
+    add("regions", "list a country's regions").add_argument(
+        "country", metavar="COUNTRY", help=_COUNTRY
+    )
+    cities = add("cities", "list a country's cities")
+    cities.add_argument("country", metavar="COUNTRY", help=_COUNTRY)
+    cities.add_argument("--region-id", type=int, help="only the cities of this region")
+    add("did-types", "list the kinds of number (DID types)")
+    groups = add("groups", "search a country's number groups, with their prices")
+    groups.add_argument("country", metavar="COUNTRY", help=_COUNTRY)
+    groups.add_argument("--region-id", type=int, help=_REGION_ID)
+    groups.add_argument("--city-id", type=int, help="a city id, from cities")
+    groups.add_argument("--city", help="a city name or number prefix")
+    groups.add_argument("--did-type", help="local, mobile, tollfree, national, global, ...")
+    available = add("available", "list the numbers of a group that can be picked")
+    available.add_argument("group_id", metavar="GROUP_ID", help=_GROUP_ID)
+    available.add_argument("--contains", help="digits the numbers must contain, e.g. 555")
+    requirements = add("requirements", "list what a country requires of a buyer")
+    requirements.add_argument("country", metavar="COUNTRY", help=_COUNTRY)
+    requirements.add_argument("--did-type", type=int, help="a DID type id, from did-types")
+
+
+def _add_orders(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Add the subcommands that reserve, buy, cancel and show the account."""
+    reserve = add("reserve", "reserve a number of a group, to buy it later")
+    reserve.add_argument("group_id", metavar="GROUP_ID", help=_GROUP_ID)
+    reserve.add_argument("--number", help="a specific number of the group, in E.164")
+    add("reservations", "list the active reservations")
+    cancel = add("cancel", "cancel a reservation, releasing its number")
+    cancel.add_argument(
+        "uuid", metavar="UUID", help="the reservation's uuid, from reserve or reservations"
+    )
+    purchase = add("purchase", "buy a number of a group (this costs money)")
+    purchase.add_argument("group_id", metavar="GROUP_ID", help=_GROUP_ID)
+    purchase.add_argument("--number", help="the number to buy, e.g. a reserved one")
+    purchase.add_argument(
+        "-y", "--yes", action="store_true", help="buy without asking (needed without a terminal)"
+    )
+    purchase.add_argument(
+        "--country", help="the group's country: the question then shows its prices"
+    )
+    purchase.add_argument("--region-id", type=int, help="the group's region, with --country")
+    add("info", "show the account, its rate limit and usage")
+    demo = add("demo", "a tour in one run: search, reserve, expiry, cancel")
+    demo.add_argument(
+        "country", metavar="COUNTRY", nargs="?", default="US", help=f"{_COUNTRY} (default: US)"
+    )
+    demo.add_argument("--region-id", type=int, help="a region id (default: the first region)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``twochat`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="twochat",
         description="2Chat's Numbers API from the command line. "
         "The API key is read from the TWOCHAT_API_KEY environment variable.",
         parents=[_global_options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required here: main() names an unknown option first, then a missing COMMAND.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     shared = _global_options(defaults=False)
 
-    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return commands.add_parser(name, parents=[shared], **kwargs)
+    def add(name: str, summary: str) -> argparse.ArgumentParser:
+        description = f"{summary[0].upper()}{summary[1:]}."
+        return commands.add_parser(name, parents=[shared], help=summary, description=description)
 
-    add("regions", help="list a country's regions").add_argument("country", metavar="COUNTRY")
-    cities = add("cities", help="list a country's cities")
-    cities.add_argument("country", metavar="COUNTRY")
-    cities.add_argument("--region-id", type=int, help="only the cities of this region")
-    add("did-types", help="list the kinds of number (DID types)")
-    groups = add("groups", help="search a country's number groups")
-    groups.add_argument("country", metavar="COUNTRY", help="ISO 3166 alpha-2 code, e.g. US")
-    groups.add_argument("--region-id", type=int, help="a region id (2Chat needs one for US)")
-    groups.add_argument("--city-id", type=int, help="a city id")
-    groups.add_argument("--city", help="a city name or number prefix")
-    groups.add_argument("--did-type", help="local, mobile, tollfree, national, global, ...")
-    available = add("available", help="list the numbers of a group that can be picked")
-    available.add_argument("group_id", metavar="GROUP_ID")
-    available.add_argument("--contains", help="digits the numbers must contain")
-    requirements = add("requirements", help="list what a country requires to buy numbers")
-    requirements.add_argument("country", metavar="COUNTRY")
-    requirements.add_argument("--did-type", type=int, help="a DID type id from did-types")
-    reserve = add("reserve", help="reserve a number of a group")
-    reserve.add_argument("group_id", metavar="GROUP_ID", help="the number group's id")
-    reserve.add_argument("--number", help="a specific number of the group, in E.164")
-    add("reservations", help="list the active reservations")
-    add("cancel", help="cancel a reservation").add_argument("uuid", metavar="UUID")
-    purchase = add("purchase", help="buy a number of a group (this costs money)")
-    purchase.add_argument("group_id", metavar="GROUP_ID")
-    purchase.add_argument("--number", help="the number to buy, e.g. a reserved one")
-    purchase.add_argument(
-        "-y", "--yes", action="store_true", help="buy without asking (needed without a terminal)"
-    )
-    add("info", help="show the account, its rate limit and usage")
-    demo = add("demo", help="search, reserve, show the expiry and cancel, in one run")
-    demo.add_argument("country", metavar="COUNTRY", nargs="?", default="US")
+    _add_searches(add)
+    _add_orders(add)
     from .testing._server import add_arguments
 
     add_arguments(
         commands.add_parser(
             "fake-server",
-            help="serve a fake 2Chat until interrupted, for other processes "
-            "(prints TWOCHAT_BASE_URL and TWOCHAT_API_KEY)",
+            help="serve a fake 2Chat for other processes",
+            description="Serve a fake 2Chat for other processes until interrupted; first "
+            "print the TWOCHAT_BASE_URL and TWOCHAT_API_KEY that reach it.",
         )
     )
     return parser
@@ -349,10 +537,14 @@ _OPTION_NAMES = {
     "did_type": "--did-type",
     "reservation uuid": "UUID",
 }
+#: A subcommand's own spellings, over `_OPTION_NAMES`.
+_COMMAND_OPTION_NAMES = {"purchase": {"country": "--country"}}
 
 
 def _session(args: argparse.Namespace, api_key: str | None, base_url: str | None) -> TwoChatSession:
     """Return the session the options ask for."""
+    from ._session import API_KEY_ENV, TwoChatSession
+
     if api_key is None and not os.environ.get(API_KEY_ENV):
         raise ValueError(
             f"No 2Chat API key: set the {API_KEY_ENV} environment variable "
@@ -369,9 +561,9 @@ def _session(args: argparse.Namespace, api_key: str | None, base_url: str | None
     )
 
 
-async def run(args: argparse.Namespace, out: TextIO) -> None:
-    """Run the parsed command and print its result to ``out``."""
-    call, show = COMMANDS[args.command]
+async def run(args: argparse.Namespace) -> Any:
+    """Run the parsed command; return its result."""
+    call, _ = COMMANDS[args.command]
     async with AsyncExitStack() as stack:
         if args.fake:
             from .testing import FakeTwoChat
@@ -382,41 +574,66 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
         else:
             chat = _session(args, None, args.base_url)
         await stack.enter_async_context(chat)
-        result = await call(chat, args)
+        return await call(chat, args)
+
+
+def _show(args: argparse.Namespace, result: Any, out: TextIO) -> None:
+    """Print a command's result: as JSON with ``--json``, else as its printer does."""
     if args.json:
         for line in _dumps(result, indent=2).splitlines():
             _write(out, line)
     else:
-        show(result, out)
+        COMMANDS[args.command][1](result, out)
 
 
 def _refused_purchase(args: argparse.Namespace) -> int | None:
-    """Ask before a purchase that spends money; return the exit status if it must not run.
+    """Refuse a purchase that could not be confirmed; return its exit status, or None.
 
-    Only on a terminal: a script without ``--yes`` is refused (exit 2) rather than left
-    waiting for an answer nobody gives. ``--fake`` buys nothing real and never asks.
+    A script without ``--yes`` is refused (exit 2) before anything is sent, rather than
+    left waiting for an answer nobody gives. ``--fake`` buys nothing real and never asks.
     """
-    if args.command != "purchase" or args.yes or args.fake:
+    if args.command != "purchase" or args.yes or args.fake or sys.stdin.isatty():
         return None
-    if not sys.stdin.isatty():
-        _write(
-            sys.stderr,
-            "twochat: error: purchase spends money: pass --yes to buy without a terminal to "
-            "confirm on; nothing was bought",
-        )
-        return 2
-    what = args.number or "a random number"
-    _write(sys.stderr, f"Buy {what} from group {args.group_id}? It costs money. [y/N] ", end="")
-    sys.stderr.flush()
-    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-        _write(sys.stderr, "twochat: not confirmed; nothing was bought")
-        return 1
-    return None
+    _write(
+        sys.stderr,
+        "twochat: error: purchase spends money: pass --yes to buy without a terminal to "
+        "confirm on; nothing was bought",
+    )
+    return 2
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Return the parsed command line, or exit 2 naming what is wrong with it."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # before a missing COMMAND: `twochat --frob` is about --frob
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        parser.error("the following arguments are required: COMMAND")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``twochat`` command; return its exit status (0 ok, 1 failed, 2 bad usage)."""
-    args = build_parser().parse_args(argv)
+    """Run the ``twochat`` command; return its exit status (0 ok, 1 failed, 2 bad usage).
+
+    A reader that closes the pipe early (``twochat reservations | head -1``) ends the
+    command quietly with `EXIT_BROKEN_PIPE`, as Python's documentation recommends
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+    except BrokenPipeError:
+        # What is left unwritten would be flushed, and fail, again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = _parse(argv)
     if args.command == "fake-server":
         from .testing._server import run as serve
 
@@ -425,17 +642,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refused is not None:
         return refused
     try:
-        asyncio.run(run(args, sys.stdout))
+        result = asyncio.run(run(args))
     except ValueError as exc:
-        text = exc.words(_OPTION_NAMES) if isinstance(exc, ArgumentError) else str(exc)
+        from ._wire import ArgumentError
+
+        names = _OPTION_NAMES | _COMMAND_OPTION_NAMES.get(args.command, {})
+        text = exc.words(names) if isinstance(exc, ArgumentError) else str(exc)
         _write(sys.stderr, f"twochat: error: {text}")
         return 2
     except TwoChatError as exc:
         _write(sys.stderr, f"twochat: {type(exc).__name__}: {exc}")
         return 1
+    except _NotConfirmed:
+        _write(sys.stderr, "twochat: not confirmed; nothing was bought")
+        return 1
     except KeyboardInterrupt:
         _write(sys.stderr, "twochat: interrupted")
         return 130
+    _show(args, result, sys.stdout)
     return 0
 
 

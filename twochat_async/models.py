@@ -20,6 +20,7 @@ import attrs
 import cattrs
 from cattrs.errors import AttributeValidationNote, IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn
+from cattrs.v import format_exception
 
 # The public names of this module; the package exports them (see __init__.py).
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "NumberGroup",
     "Purchase",
     "RateLimit",
+    "Record",
     "Region",
     "Reservation",
 ]
@@ -138,8 +140,50 @@ def _utcnow(now: datetime | None) -> datetime:
     return now
 
 
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """What every record of the SDK can do: become JSON-ready built-ins, and back."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as JSON-ready built-ins, for ``json.dumps``, FastAPI or Celery.
+
+        Datetimes become ISO 8601 UTC strings ending in ``Z``, ``Decimal`` prices exact
+        strings, sets sorted lists, and nested records dicts. `from_dict` turns the result
+        back into an equal record.
+
+        Returns:
+            A dict of the record's fields, by name.
+        """
+        data: dict[str, Any] = records.unstructure(self)
+        return data
+
+    @classmethod
+    def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
+        """Build the record from what `to_dict` returned (after a JSON round trip, say).
+
+        Args:
+            data: The record's fields, by name, as `to_dict` gives them.
+
+        Returns:
+            The record.
+
+        Raises:
+            ValueError: ``data`` is not such a record: the message names each bad field.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{cls.__name__}.from_dict() takes a dict, got {shown(data)}")
+        try:
+            return records.structure(dict(data), cls)
+        except Exception as exc:  # structuring is pure: any failure means the data was bad
+            raise ValueError(f"Not a valid {cls.__name__}: {field_errors(exc, '$')}") from None
+
+
 @attrs.frozen
-class Reservation:
+class Reservation(Record):
     """A number held for this account until ``expires_at``; purchase or cancel it before.
 
     Attributes:
@@ -187,7 +231,7 @@ class Reservation:
 
 
 @attrs.frozen
-class Region:
+class Region(Record):
     """A region of a country (2Chat has them for US, CA and GB).
 
     Attributes:
@@ -202,7 +246,7 @@ class Region:
 
 
 @attrs.frozen
-class City:
+class City(Record):
     """A city of a country.
 
     Attributes:
@@ -217,7 +261,7 @@ class City:
 
 
 @attrs.frozen
-class DidType:
+class DidType(Record):
     """A kind of number (DID type) 2Chat sells.
 
     Attributes:
@@ -230,7 +274,7 @@ class DidType:
 
 
 @attrs.frozen
-class NumberGroup:
+class NumberGroup(Record):
     """A group of numbers sharing a location, a type and a price.
 
     Attributes:
@@ -260,7 +304,7 @@ class NumberGroup:
 
 
 @attrs.frozen
-class AvailableNumber:
+class AvailableNumber(Record):
     """A number of a group that can be reserved or purchased.
 
     Attributes:
@@ -273,7 +317,7 @@ class AvailableNumber:
 
 
 @attrs.frozen
-class Purchase:
+class Purchase(Record):
     """The outcome of a successful purchase.
 
     Attributes:
@@ -293,7 +337,7 @@ MAX_BURST = 1_000_000
 
 
 @attrs.frozen
-class RateLimit:
+class RateLimit(Record):
     """A client-side request budget: ``per_minute`` requests, at most ``burst`` at once.
 
     With ``burst=1`` requests are paced evenly, one every ``60 / per_minute`` seconds.
@@ -341,7 +385,7 @@ class RateLimit:
 
 
 @attrs.frozen
-class AccountInfo:
+class AccountInfo(Record):
     """The account, its rate limit and its usage, from ``GET /open/info``.
 
     Attributes:
@@ -369,6 +413,38 @@ class AccountInfo:
     max_api_request_count: int
     number_check_count: int
     max_number_check_count: int
+
+
+#: How many field errors a structuring error lists, each cut to SNIPPET_CHARS.
+SHOWN_FIELD_ERRORS = 5
+
+
+def field_errors(exc: Exception, path: str) -> str:
+    """Say what was wrong with data that did not structure: its first field errors, each
+    with its JSON path from ``path``, then how many more there were or went unchecked."""
+    if not isinstance(exc, cattrs.BaseValidationError):
+        return cut(f"{exc} @ {path}")
+    lines = cattrs.transform_error(exc, path, _describe)
+    shown_lines = [cut(line) for line in lines[:SHOWN_FIELD_ERRORS]]
+    if len(lines) > SHOWN_FIELD_ERRORS:
+        shown_lines.append(f"and {len(lines) - SHOWN_FIELD_ERRORS} more field errors")
+    unchecked = _unchecked(exc)
+    if unchecked:
+        shown_lines.append(f"{unchecked} more items not checked")
+    return "; ".join(shown_lines)
+
+
+def _describe(exc: BaseException, type_: type | None) -> str:
+    # Our hooks' TypeError/ValueError texts say what was wrong; cattrs' defaults are vaguer.
+    if isinstance(exc, (TypeError, ValueError)) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _unchecked(exc: BaseException) -> int:
+    """Count the list items a failed structuring gave up on (see `_BadItems`)."""
+    below = getattr(exc, "exceptions", ())
+    return getattr(exc, "unchecked", 0) + sum(map(_unchecked, below))
 
 
 def _strict(kind: type[T]) -> Any:
@@ -591,3 +667,32 @@ def _make_converter() -> cattrs.Converter:
 
 #: The one converter of the SDK, configured at import.
 converter = _make_converter()
+
+
+def _iso_z(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _of(origin: type) -> Callable[[Any], bool]:
+    return lambda kind: getattr(kind, "__origin__", None) is origin
+
+
+def _make_records() -> cattrs.Converter:
+    """The converter of `Record.to_dict` and `Record.from_dict`: records as built-ins."""
+    conv = cattrs.Converter()
+    for kind in (str, int, bool):
+        conv.register_structure_hook(kind, _strict(kind))
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(datetime, _iso_z)
+    conv.register_structure_hook(Decimal, _structure_decimal)
+    conv.register_unstructure_hook(Decimal, str)
+    conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
+    conv.register_unstructure_hook_func(lambda t: t == Mapping[str, Any], dict)
+    # JSON has arrays only: a set sorted (a stable output), a tuple as a list.
+    conv.register_unstructure_hook_func(_of(frozenset), sorted)
+    conv.register_unstructure_hook_func(_of(tuple), lambda v: [conv.unstructure(i) for i in v])
+    return conv
+
+
+#: The converter of `Record.to_dict` / `Record.from_dict`, configured at import.
+records = _make_records()

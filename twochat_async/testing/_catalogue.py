@@ -16,6 +16,10 @@ REGIONS: list[dict[str, Any]] = [
     {"id": 201, "region_name": "Ontario", "iso_country_code": "CA"},
 ]
 
+#: The countries whose number groups 2Chat searches only within a region ("Required for
+#: US"): the fake refuses a search of them without ``region_id``, with 422.
+REGION_REQUIRED = frozenset({"US"})
+
 #: Cities in 2Chat's shape, each with the id of its region (None outside US, CA, GB).
 CITIES: list[tuple[int | None, dict[str, Any]]] = [
     (123, {"id": 456, "city_name": "Los Angeles", "iso_country_code": "US"}),
@@ -85,7 +89,8 @@ class FakeGroup:
         requirements: Documents needed to buy a number of the group.
         allow_number_selection: Whether a specific number may be chosen.
         features: What the numbers support.
-        region_id: The id of the group's region, if any.
+        region_id: The id of the group's region; ``None`` for a group of the whole country
+            (toll-free), which a search of any of the country's regions lists.
         city_id: The id of the group's city, if any.
         is_eligible_for_free_number: Whether the account's free number may come from here.
     """

@@ -20,7 +20,15 @@ import attrs
 from aiohttp import web
 
 from .._wire import check_count
-from ._catalogue import CITIES, DID_TYPES, REGIONS, REQUIREMENTS, FakeGroup, default_catalogue
+from ._catalogue import (
+    CITIES,
+    DID_TYPES,
+    REGION_REQUIRED,
+    REGIONS,
+    REQUIREMENTS,
+    FakeGroup,
+    default_catalogue,
+)
 
 # The public names of this module; twochat_async.testing exports them.
 __all__ = ["FakeReservation", "FakeTwoChat", "Reply"]
@@ -170,8 +178,8 @@ class FakeTwoChat:
     available ones until cancelled or expired, and sold ones for good; counts requests in
     ``info()``. Wrong inputs answer in 2Chat's error envelope: 400 a body that is not a JSON
     object, 404 an unknown group or reservation, 406 picking a number in a group that does
-    not allow it, 422 a missing parameter or a number that is not E.164, not in the group
-    or not available.
+    not allow it, 422 a missing parameter (``region_id`` too, in a search of US groups, as
+    2Chat requires) or a number that is not E.164, not in the group or not available.
 
     Args:
         api_key: The only key the fake accepts.
@@ -549,6 +557,12 @@ class FakeTwoChat:
     async def _groups(self, request: web.Request) -> web.Response:
         query = request.query
         country = _country(request)
+        if country in REGION_REQUIRED and "region_id" not in query:
+            raise _Refusal(
+                422,
+                f"region_id is required for {country}: search the number groups of a region "
+                f"(see GET /open/numbers/regions?country={country})",
+            )
         did_type = query.get("did_type", "all")
         needle = query.get("city_name_or_prefix", "").lower()
         groups = [
@@ -556,7 +570,8 @@ class FakeTwoChat:
             for group in self.groups.values()
             if group.country == country
             and did_type in ("all", group.type)
-            and query.get("region_id", str(group.region_id)) == str(group.region_id)
+            # A group without a region (toll-free: the whole country) is in every region.
+            and (group.region_id is None or query.get("region_id") in (None, str(group.region_id)))
             and query.get("city_id", str(group.city_id)) == str(group.city_id)
             and (needle in group.location.lower() or needle in group.prefix.lower())
         ]

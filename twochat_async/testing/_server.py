@@ -15,23 +15,35 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from .._wire import is_loopback
-from ._fake import FakeTwoChat
-
 #: How many of the latest requests the server's fake keeps (`FakeTwoChat.requests`): its
 #: memory stays bounded however long it serves (each entry holds a body of up to 1 MiB).
 KEPT_REQUESTS = 100
 
 
+def port_number(text: str) -> int:
+    """Return the port ``text`` names, or raise ``argparse.ArgumentTypeError`` saying why not."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return number
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the server's ``--host`` and ``--port`` options to ``parser``; return it."""
+    """Add the server's ``--host`` and ``--port`` options to ``parser``; return it.
+
+    This module imports the fake (and aiohttp) only to serve, so that ``twochat --help``
+    builds its parser without them.
+    """
     parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="the IPv4 address to listen on (default: 127.0.0.1; 0.0.0.0 for other machines)",
     )
     parser.add_argument(
-        "--port", type=int, default=0, help="the port to listen on (default: 0, a free one)"
+        "--port", type=port_number, default=0, help="the port to listen on (default: 0, a free one)"
     )
     return parser
 
@@ -47,6 +59,8 @@ async def serve(host: str, port: int, out: TextIO) -> None:
         port: The port to listen on; 0 picks a free one.
         out: Where the ``TWOCHAT_BASE_URL=...`` and ``TWOCHAT_API_KEY=...`` lines go.
     """
+    from ._fake import FakeTwoChat
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -71,6 +85,8 @@ async def serve(host: str, port: int, out: TextIO) -> None:
 
 def _tell_the_way_in(host: str, base_url: str) -> None:
     """Say on stderr how other machines reach a server that listens beyond loopback."""
+    from .._wire import is_loopback
+
     port = base_url.rsplit(":", 1)[1]
     if base_url != f"http://{host}:{port}":  # 0.0.0.0: TWOCHAT_BASE_URL names 127.0.0.1
         where = f"every interface: other machines use http://<this host's address>:{port}"
