@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import importlib.util
 import os
@@ -62,6 +63,16 @@ async def sdk(url: str) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
+async def sdk_without_span(url: str) -> AsyncIterator[Call]:
+    """``TwoChatSession.reserve`` without the OpenTelemetry span wrapped around it: beside
+    ``sdk``, what the span and metrics cost with no provider configured (the no-op API)."""
+    from twochat_async import TwoChatSession
+
+    async with TwoChatSession(API_KEY, base_url=url) as chat:
+        yield functools.partial(TwoChatSession.reserve.__wrapped__, chat)  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
 async def raw_aiohttp(url: str) -> AsyncIterator[Call]:
     """One ``aiohttp.ClientSession``: ``post(json=...)``, ``await resp.json()``."""
     import aiohttp
@@ -98,8 +109,15 @@ async def raw_httpx(url: str) -> AsyncIterator[Call]:
         yield reserve
 
 
-CLIENTS = {"sdk": sdk, "aiohttp": raw_aiohttp, "httpx": raw_httpx}
-TITLES = {"sdk": "twochat_async reserve()", "aiohttp": "raw aiohttp", "httpx": "httpx.AsyncClient"}
+CLIENTS = {"sdk": sdk, "sdk_no_span": sdk_without_span, "aiohttp": raw_aiohttp, "httpx": raw_httpx}
+TITLES = {
+    "sdk": "twochat_async reserve()",
+    "sdk_no_span": "  the same without its span",
+    "aiohttp": "raw aiohttp",
+    "httpx": "httpx.AsyncClient",
+}
+#: The most the OpenTelemetry API's no-op default may add to reserve()'s CPU per call.
+OTEL_TARGET = 1.03
 
 
 async def run(call: Call, n: int, concurrency: int) -> None:
@@ -159,7 +177,8 @@ def cpu(
     servers: Servers, *, rounds: int, block: int, concurrency: tuple[int, ...] = (1, 64)
 ) -> Result:
     """The CPU section: one child times every client against nginx (or the fallback)."""
-    clients = [n for n in CLIENTS if n != "httpx" or importlib.util.find_spec("httpx")]
+    optional = {"httpx": "httpx", "sdk_no_span": "opentelemetry"}
+    clients = [n for n in CLIENTS if n not in optional or importlib.util.find_spec(optional[n])]
     url, server = servers.nginx, "nginx"
     if url is None:
         url, server = servers.standin.url, "the aiohttp.web stand-in (nginx is not installed)"
@@ -178,6 +197,11 @@ def cpu(
         sdk, aiohttp = cell["cpu_us"]["sdk"], cell["cpu_us"]["aiohttp"]
         q1, median, q3 = quartiles([s / a for s, a in zip(sdk, aiohttp, strict=True)])
         row["sdk_over_aiohttp"] = {"median": median, "q1": q1, "q3": q3, "met": median <= TARGET}
+        if "sdk_no_span" in clients:
+            bare = cell["cpu_us"]["sdk_no_span"]
+            q1, median, q3 = quartiles([s / b for s, b in zip(sdk, bare, strict=True)])
+            met = median <= OTEL_TARGET
+            row["span_cost"] = {"median": median, "q1": q1, "q3": q3, "met": met}
         out["by_concurrency"][conc] = row
     return out
 
@@ -196,6 +220,13 @@ def cpu_report(out: Result) -> list[str]:
             f"(q1-q3 of block pairs {r['q1']:.2f}-{r['q3']:.2f}), "
             f"target <= {out['target']:.2f}: {'met' if r['met'] else 'NOT MET'}"
         )
+        if "span_cost" in row:
+            r = row["span_cost"]
+            ratios.append(
+                f"  reserve() / reserve() without its span (OpenTelemetry API, no provider), "
+                f"conc {conc}: {r['median']:.3f} (q1-q3 {r['q1']:.3f}-{r['q3']:.3f}), "
+                f"target <= {OTEL_TARGET:.2f}: {'met' if r['met'] else 'NOT MET'}"
+            )
     pinned = "pinned" if out["malloc"] == PINNED_MALLOC else "NOT PINNED"
     return [
         f"CPU per call, side by side in one process against {out['server']}: {out['rounds']} "

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from . import _wire
+from . import _observe, _wire
 from ._hold import Hold
 from ._limit import Limiter, RateLimiter, _AccountLimiter, _SharedFetch
 from ._transport import DEFAULT_USER_AGENT, Network, Transport
@@ -253,6 +253,7 @@ class TwoChatSession:
             if self._limiter is not None:
                 await self._limiter.aclose()
 
+    @_observe.operation("reserve", "POST", _RESERVATIONS, group=True)
     async def reserve(self, group_id: str, number: str | None = None) -> Reservation:
         """Reserve a number of a group, to purchase or cancel before it expires.
 
@@ -276,6 +277,7 @@ class TwoChatSession:
             payload, "$.data.reservation_details", Reservation, status=status, group_id=group_id
         )
 
+    @_observe.operation("regions", "GET", _REGIONS)
     async def regions(self, country: str) -> list[Region]:
         """List the regions of a country (2Chat has them for US, CA and GB).
 
@@ -293,6 +295,7 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _REGIONS, params=params)
         return _wire.decode(payload, "$.data.regions", list[Region], status=status)
 
+    @_observe.operation("cities", "GET", _CITIES)
     async def cities(self, country: str, *, region_id: int | None = None) -> list[City]:
         """List the cities of a country, or of one of its regions.
 
@@ -315,6 +318,7 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _CITIES, params=params)
         return _wire.decode(payload, "$.data.cities", list[City], status=status)
 
+    @_observe.operation("did_types", "GET", _DID_TYPES)
     async def did_types(self) -> list[DidType]:
         """List the kinds of number (DID types) 2Chat sells.
 
@@ -327,6 +331,7 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _DID_TYPES)
         return _wire.decode(payload, "$.data.did_types", list[DidType], status=status)
 
+    @_observe.operation("groups", "GET", _GROUPS)
     async def groups(
         self,
         country: str,
@@ -364,6 +369,7 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _GROUPS, params=params)
         return _wire.decode(payload, "$.data.groups", list[NumberGroup], status=status)
 
+    @_observe.operation("available_numbers", "GET", _AVAILABLE, group=True)
     async def available_numbers(
         self, group_id: str, *, number_contains: str | None = None
     ) -> list[AvailableNumber]:
@@ -387,6 +393,7 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _AVAILABLE, params=params)
         return _wire.decode(payload, "$.data.numbers", list[AvailableNumber], status=status)
 
+    @_observe.operation("requirements", "GET", _REQUIREMENTS)
     async def requirements(
         self, country: str, *, did_type: int | None = None
     ) -> list[Mapping[str, Any]]:
@@ -410,6 +417,7 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _REQUIREMENTS, params=params)
         return _wire.decode(payload, "$.data.requirements", list[Mapping[str, Any]], status=status)
 
+    @_observe.operation("reservations", "GET", _RESERVATIONS)
     async def reservations(self) -> list[Reservation]:
         """List the account's active reservations.
 
@@ -425,6 +433,7 @@ class TwoChatSession:
         # data's shape is open (a list, or an object holding one): models.py reads each.
         return _wire.decode(payload, "$.data", list[Reservation], status=status)
 
+    @_observe.operation("cancel_reservation", "DELETE", f"{_RESERVATIONS}/{{uuid}}")
     async def cancel_reservation(self, reservation: Reservation | str) -> None:
         """Cancel a reservation, returning its number to the available pool.
 
@@ -482,6 +491,7 @@ class TwoChatSession:
         body = _wire.held_purchase_body(reservation.group_id, reservation.number)
         return await self._purchase(reservation.group_id, reservation.number, body)
 
+    @_observe.operation("purchase", "POST", _PURCHASE, group=True)
     async def _purchase(
         self,
         group_id: str,
@@ -499,6 +509,7 @@ class TwoChatSession:
         # 2Chat documents nothing of the answer but "success": all the rest is kept.
         return Purchase(group_id, number, _wire.decode(payload, "$", dict[str, Any], status=status))
 
+    @_observe.operation("info", "GET", _INFO)
     async def info(self) -> AccountInfo:
         """Return the account, its rate limit and its usage (``GET /open/info``).
 
@@ -511,6 +522,7 @@ class TwoChatSession:
         status, payload = await self._transport.request("GET", _INFO)
         return _wire.decode(payload, "$", AccountInfo, status=status)
 
+    @_observe.operation("account_limit", "GET", _INFO)
     async def _account_limit(self) -> RateLimit:
         """Read the account's rate limit (``rate_limit="account"``), past the limiter."""
         status, payload = await self._transport.request("GET", _INFO, limited=False)

@@ -17,6 +17,7 @@ import json
 import logging
 import platform
 import re
+import time
 import urllib.request
 import zlib
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -26,8 +27,8 @@ from typing import Any, NamedTuple
 import aiohttp
 from yarl import URL
 
-from . import _wire
-from ._limit import Limiter, acquire_in_turn, new_turn, pause_seconds
+from . import _observe, _wire
+from ._limit import Limiter, Turn, acquire_in_turn, new_turn, pause_seconds
 from ._loops import close_guard, close_with_loop, dispose
 from ._loops import timeout as _timeout
 from ._version import __version__
@@ -301,21 +302,19 @@ class Transport:
                 that is still open.
         """
         limiter = self._limiter if limited else None
-        turn, not_before, loop = new_turn(urgent), 0.0, asyncio.get_running_loop()
+        turn = new_turn(urgent) if limiter is not None else None
+        not_before, loop = 0.0, asyncio.get_running_loop()
         attempt = 0
         while True:
-            if limiter is not None:
-                # Checked before the wait too: from a wrong loop nothing is waited for or
-                # counted (and `_send` checks again: the session may be closed meanwhile).
-                self._session()
-                await acquire_in_turn(limiter, turn)
-                if not_before > loop.time():  # a limiter whose pause() holds no one
-                    await asyncio.sleep(not_before - loop.time())
+            if limiter is not None and turn is not None:
+                await self._wait_for_budget(limiter, turn, not_before)
             if ready is not None:
                 ready()
+            began = loop.time()
             try:
-                return await self._send(method, path, params, body)
+                answer = await self._send(method, path, params, body)
             except (APIError, APIConnectionError) as exc:
+                _observe.attempted(method, path, exc, loop.time() - began, attempt)
                 delay = await self._after_failure(exc, method, path, attempt)
                 if delay is None:
                     raise
@@ -323,8 +322,24 @@ class Transport:
                     # The limiter's pause holds the call back: waiting in its queue rather
                     # than here, it keeps its place before the calls that queued behind it.
                     not_before, delay = loop.time() + pause_seconds(exc.retry_after), 0.0
+                _observe.retrying(exc, max(delay, not_before - loop.time()))
+            else:
+                _observe.attempted(method, path, answer[0], loop.time() - began, attempt)
+                return answer
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _wait_for_budget(self, limiter: Limiter, turn: Turn, not_before: float) -> None:
+        """Wait for the limiter's slot, and at least until ``not_before`` (a 429's pause)."""
+        # Checked before the wait too: from a wrong loop nothing is waited for or counted
+        # (and `_send` checks again: the session may be closed meanwhile).
+        self._session()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await acquire_in_turn(limiter, turn)
+        if not_before > loop.time():  # a limiter whose pause() holds no one
+            await asyncio.sleep(not_before - loop.time())
+        _observe.waited("rate limit", loop.time() - began)
 
     async def _after_failure(
         self, exc: APIError | APIConnectionError, method: str, path: str, attempt: int
@@ -357,7 +372,10 @@ class Transport:
         """
         http = self._session()
         try:
+            began = time.monotonic() if _observe.DEBUG else 0.0
             async with self._pool.slots or contextlib.nullcontext(), _timeout(self._deadline):
+                if _observe.DEBUG:
+                    _observe.waited("a pooled connection", time.monotonic() - began)
                 answer = await self._roundtrip(http, method, path, params, body)
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             failure: TwoChatError = self._failure(exc, method, path)

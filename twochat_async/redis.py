@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any, Literal, NamedTuple
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -225,6 +225,7 @@ class RedisRateLimit(Limiter):
         self._url = url
         self._redis = redis
         self._owned: dict[asyncio.AbstractEventLoop, tuple[Redis, AsyncGenerator[None, None]]] = {}
+        self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._script: AsyncScript | None = None
         self._keys: list[str] = []
         self._account_limit: AccountLimit | None = None
@@ -377,17 +378,24 @@ class RedisRateLimit(Limiter):
         # loop, closed as that loop shuts down (asyncio.run() finalizes async generators
         # first) or with the session.
         self._owned = {old: c for old, c in self._owned.items() if not old.is_closed()}
-        pool = BlockingConnectionPool.from_url(
+        client = Redis.from_url(
             str(self._url),
-            max_connections=MAX_CONNECTIONS,
-            timeout=ROUND_TRIP_TIMEOUT,
+            max_connections=MAX_CONNECTIONS,  # `_gate` keeps our round trips within it
             socket_connect_timeout=ROUND_TRIP_TIMEOUT,
             socket_timeout=ROUND_TRIP_TIMEOUT,
             retry=Retry(NoBackoff(), 0),
         )
-        client = Redis.from_pool(pool)
         self._owned[loop] = (client, close_with_loop(client.aclose))
         return client
+
+    def _gate(self) -> asyncio.Semaphore:
+        """The round trips this process may have in flight on the running loop at once."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            self._gates = {old: g for old, g in self._gates.items() if not old.is_closed()}
+            gate = self._gates[loop] = asyncio.Semaphore(MAX_CONNECTIONS)
+        return gate
 
     async def _run(
         self, mode: str, arg: int, timeout: float = ROUND_TRIP_TIMEOUT
@@ -413,7 +421,7 @@ class RedisRateLimit(Limiter):
             f"{socket.gethostname()}:{os.getpid()}",
             _SEEN_FOR,
         ]
-        async with bounded(timeout):
+        async with bounded(timeout), self._gate():
             answer: Any = await self._script(keys=self._keys, args=args, client=client)
         if int(answer[3]):
             warn(
