@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import API_KEY, refusal
+from conftest import API_KEY, fake_in_thread, refusal
 
 from twochat_async import (
     APITimeoutError,
@@ -225,11 +225,15 @@ async def test_trace_configs_are_refused_with_a_borrowed_session_or_a_wrong_type
 # -- FastAPI ----------------------------------------------------------------------------------
 
 
-async def test_a_fastapi_route_returns_a_reservation_as_json(chat: TwoChatSession) -> None:
-    """Through FastAPI (over httpx's ASGI transport): ``return reservation.to_dict()``, and
-    the docs' response_model recipe, both answer 2Chat's own forms (``Z``, exact prices)."""
+def test_a_fastapi_route_returns_a_reservation_as_json() -> None:
+    """Through FastAPI's test client, the session opened in the app's lifespan:
+    ``return reservation.to_dict()``, and the docs' response_model recipe, both answer
+    2Chat's own forms (``Z``, exact prices)."""
     fastapi = pytest.importorskip("fastapi", reason="needs the examples extra")
-    httpx = pytest.importorskip("httpx", reason="needs the bench extra")
+    pytest.importorskip("httpx2", reason="needs the examples extra (FastAPI's test client)")
+    from contextlib import asynccontextmanager
+
+    from fastapi.testclient import TestClient
     from pydantic import BaseModel
 
     class ReservationOut(BaseModel):
@@ -239,30 +243,40 @@ async def test_a_fastapi_route_returns_a_reservation_as_json(chat: TwoChatSessio
         expires_at: str
         group_id: str | None = None
 
-    app = fastapi.FastAPI()
+    with fake_in_thread() as fake:
+        sessions: dict[str, TwoChatSession] = {}
 
-    @app.post("/numbers/{group_id}")
-    async def hold(group_id: str) -> dict[str, Any]:
-        return (await chat.reserve(group_id)).to_dict()
+        @asynccontextmanager
+        async def lifespan(_: Any) -> Any:
+            async with TwoChatSession(API_KEY, base_url=fake.base_url) as sessions["chat"]:
+                yield
 
-    @app.post("/typed/{group_id}", response_model=ReservationOut)
-    async def typed(group_id: str) -> dict[str, Any]:
-        return (await chat.reserve(group_id)).to_dict()
+        app = fastapi.FastAPI(lifespan=lifespan)
 
-    @app.get("/groups")
-    async def groups() -> list[dict[str, Any]]:
-        return [g.to_dict() for g in await chat.groups("US", region_id=123)]
+        @app.post("/numbers/{group_id}")
+        async def reserve(group_id: str) -> dict[str, Any]:
+            return (await sessions["chat"].reserve(group_id)).to_dict()
 
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-        answers = [await client.post("/numbers/abc-123"), await client.post("/typed/abc-123")]
-        listed = await client.get("/groups")
+        @app.post("/typed/{group_id}", response_model=ReservationOut)
+        async def typed(group_id: str) -> dict[str, Any]:
+            return (await sessions["chat"].reserve(group_id)).to_dict()
+
+        @app.get("/groups")
+        async def groups() -> list[dict[str, Any]]:
+            found = await sessions["chat"].groups("US", region_id=123)
+            return [group.to_dict() for group in found]
+
+        with TestClient(app) as client:
+            answers = [client.post("/numbers/abc-123"), client.post("/typed/abc-123")]
+            listed = client.get("/groups")
+        held = len(fake.reservations)
     for answer in answers:
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["expires_at"].endswith("Z")
         assert Reservation.from_dict(body).group_id == "abc-123"
     assert listed.json()[0]["monthly_price"] == "3.50"
+    assert held == 2  # each request reserved once, and answered
 
 
 @pytest.mark.slow
