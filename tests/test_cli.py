@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -1267,3 +1268,46 @@ def _runs_the_command(test: Any) -> bool:
 for _test in [value for name, value in list(globals().items()) if name.startswith("test_")]:
     if _runs_the_command(_test):
         pytest.mark.slow(_test)
+
+
+async def test_one_ctrl_c_at_the_purchase_question_ends_the_command(fake: FakeTwoChat) -> None:
+    """The question waits on the terminal inside asyncio.run(): a single SIGINT (Ctrl-C)
+    ends the command there and then, and nothing is bought."""
+    controller, terminal = os.openpty()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TWOCHAT_")}
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "twochat_async", "--base-url", fake.base_url),
+        *("purchase", "abc-123", "--country", "US", "--region-id", "123"),
+        env=clean | {"TWOCHAT_API_KEY": API_KEY},
+        stdin=terminal,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stderr is not None
+        asked = await asyncio.wait_for(process.stderr.readuntil(b"[y/N] "), 60)
+        assert b"3.50 a month" in asked
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 10)  # before the fix: until Enter
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        os.close(terminal)
+        os.close(controller)
+    assert code != 0
+    assert fake.sold == {}
+    assert "POST /open/numbers/purchase" not in fake.calls
+
+
+def test_a_closed_stdout_is_no_traceback() -> None:
+    """`twochat --version >&-`: stdout closed from the start, exit 0, no traceback."""
+    finished = subprocess.run(  # noqa: S603 - a POSIX shell running our command
+        ["/bin/sh", "-c", f"'{sys.executable}' -m twochat_async --version >&-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "Traceback" not in finished.stderr

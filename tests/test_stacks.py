@@ -305,3 +305,14 @@ def test_the_changelogs_newest_release_is_the_packages_version() -> None:
     releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", text, re.M)
     assert releases[0] == __version__
     assert releases == sorted(releases, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
+
+
+def test_a_set_field_takes_a_json_array_only() -> None:
+    """features as a string is refused, not taken letter by letter (to_dict gives a list)."""
+    data = {
+        **{"id": "g", "prefix": "+1", "location": "LA", "type": "local"},
+        **{"setup_price": "0.00", "monthly_price": "3.50", "features": "voice"},
+    }
+    with pytest.raises(ValueError, match=r"expected a list, got str @ \$\.features"):
+        NumberGroup.from_dict(data)
+    assert NumberGroup.from_dict(data | {"features": ["voice"]}).features == {"voice"}

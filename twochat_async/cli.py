@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import textwrap
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta, timezone
@@ -323,10 +326,30 @@ def _confirm(args: argparse.Namespace, group: NumberGroup | None) -> None:
             f"Buy {what} from group {group.id} ({group.location}, {group.prefix}) for "
             f"{group.setup_price} setup and {group.monthly_price} a month?"
         )
-    _write(sys.stderr, f"{question} [y/N] ", end="")
-    sys.stderr.flush()
-    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+    if _answer(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise _NotConfirmed
+
+
+def _answer(question: str) -> str:
+    """Ask ``question`` on stderr and read a line of stdin, which one Ctrl-C interrupts.
+
+    It runs inside ``asyncio.run()``, whose own SIGINT handler only cancels the main task,
+    which cannot run while the read blocks: Python's default handler stands in, from
+    before the question is shown.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _ask(question)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _ask(question)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ask(question: str) -> str:
+    _write(sys.stderr, question, end="")
+    sys.stderr.flush()
+    return sys.stdin.readline()
 
 
 def _show_purchase(purchase: Purchase, out: TextIO) -> None:
@@ -624,11 +647,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _main(argv)
         finally:
-            sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+            if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+                sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
     except BrokenPipeError:
         # What is left unwritten would be flushed, and fail, again at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
 
 

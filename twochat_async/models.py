@@ -519,6 +519,13 @@ def _bounded_list(kind: Any, conv: cattrs.Converter) -> Any:
     return structure
 
 
+def _structure_strings(value: Any, _: Any) -> frozenset[str]:
+    # A JSON array only: a string or an object would be iterated letter by letter, key by key.
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return frozenset(_strict(str)(item, str) for item in value)
+
+
 def _structure_mapping(value: Any, _: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"expected an object, got {type(value).__name__}")
@@ -642,6 +649,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
+    conv.register_structure_hook_func(lambda t: t == frozenset[str], _structure_strings)
     conv.register_structure_hook_factory(
         lambda t: getattr(t, "__origin__", None) is list and len(t.__args__) == 1, _bounded_list
     )
@@ -687,6 +695,7 @@ def _make_records() -> cattrs.Converter:
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_unstructure_hook(Decimal, str)
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
+    conv.register_structure_hook_func(lambda t: t == frozenset[str], _structure_strings)
     conv.register_unstructure_hook_func(lambda t: t == Mapping[str, Any], dict)
     # JSON has arrays only: a set sorted (a stable output), a tuple as a list.
     conv.register_unstructure_hook_func(_of(frozenset), sorted)
