@@ -3,8 +3,8 @@
 With ``opentelemetry-api`` importable (``pip install "twochat-async[otel]"``), each public
 call runs in a span ``twochat.<operation>`` of kind CLIENT, current while its HTTP attempts
 run, and feeds four metrics; without it, `operation` leaves the functions as they are.
-The transport tells a call's span what happened through `current` (a `Call` in a context
-variable): attempts, the last status, the wait for the rate budget, retries.
+The transport tells a call's span what happened through a `Call` in a context variable:
+attempts, the last status, the wait for the rate budget, retries.
 
 ``TWOCHAT_LOG=info`` (or ``debug``), read when this module is imported, logs one line per
 HTTP request on stderr when the program has set up no logging of its own.
@@ -48,11 +48,6 @@ class Call:
 
 
 _CALL: ContextVar[Call | None] = ContextVar("twochat_async_call", default=None)
-
-
-def current() -> Call | None:
-    """The `Call` of the public call running in this task, if it is traced."""
-    return _CALL.get()
 
 
 def attempted(method: str, path: str, outcome: object, took: float, attempt: int) -> None:

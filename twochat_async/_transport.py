@@ -302,11 +302,10 @@ class Transport:
                 that is still open.
         """
         limiter = self._limiter if limited else None
-        turn = new_turn(urgent) if limiter is not None else None
-        not_before, loop = 0.0, asyncio.get_running_loop()
+        turn, not_before, loop = new_turn(urgent), 0.0, asyncio.get_running_loop()
         attempt = 0
         while True:
-            if limiter is not None and turn is not None:
+            if limiter is not None:
                 await self._wait_for_budget(limiter, turn, not_before)
             if ready is not None:
                 ready()

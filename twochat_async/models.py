@@ -642,7 +642,8 @@ def _open_reservations(conv: cattrs.Converter) -> Any:
     return structure
 
 
-def _make_converter() -> cattrs.Converter:
+def _strict_converter() -> cattrs.Converter:
+    """A converter with the SDK's strict field hooks, which both converters build on."""
     conv = cattrs.Converter()
     for kind in (str, int, bool):
         conv.register_structure_hook(kind, _strict(kind))
@@ -650,6 +651,11 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
     conv.register_structure_hook_func(lambda t: t == frozenset[str], _structure_strings)
+    return conv
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = _strict_converter()
     conv.register_structure_hook_factory(
         lambda t: getattr(t, "__origin__", None) is list and len(t.__args__) == 1, _bounded_list
     )
@@ -687,15 +693,9 @@ def _of(origin: type) -> Callable[[Any], bool]:
 
 def _make_records() -> cattrs.Converter:
     """The converter of `Record.to_dict` and `Record.from_dict`: records as built-ins."""
-    conv = cattrs.Converter()
-    for kind in (str, int, bool):
-        conv.register_structure_hook(kind, _strict(kind))
-    conv.register_structure_hook(datetime, _structure_datetime)
+    conv = _strict_converter()
     conv.register_unstructure_hook(datetime, _iso_z)
-    conv.register_structure_hook(Decimal, _structure_decimal)
     conv.register_unstructure_hook(Decimal, str)
-    conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _structure_mapping)
-    conv.register_structure_hook_func(lambda t: t == frozenset[str], _structure_strings)
     conv.register_unstructure_hook_func(lambda t: t == Mapping[str, Any], dict)
     # JSON has arrays only: a set sorted (a stable output), a tuple as a list.
     conv.register_unstructure_hook_func(_of(frozenset), sorted)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -418,7 +419,7 @@ class RedisRateLimit(Limiter):
             arg,
             self._ahead,
             _LONGEST_PAUSE,
-            f"{socket.gethostname()}:{os.getpid()}",
+            _process(),
             _SEEN_FOR,
         ]
         async with bounded(timeout), self._gate():
@@ -482,6 +483,16 @@ class RedisRateLimit(Limiter):
         local = self._local
         assert local is not None  # set with the rate, before any Redis call
         await local.acquire()
+
+
+@functools.cache
+def _booker(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
+
+
+def _process() -> str:
+    """This process as the budget's count of processes knows it (a fork is another)."""
+    return _booker(os.getpid())
 
 
 def _unbound() -> TwoChatError:
