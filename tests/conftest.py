@@ -26,6 +26,12 @@ pytest_plugins = ["twochat_async.testing.pytest_plugin"]
 API_KEY = "test-secret-key-0123456789"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fleet's runs first: they are the longest tests (20 s each, one worker runs
+    them all), and with ``pytest -n 4`` the other workers meanwhile take the rest."""
+    items.sort(key=lambda item: item.path.name != "test_fleet.py")
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's own TWOCHAT_* settings out of every test."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,9 +27,10 @@ from twochat_async import (
 )
 from twochat_async._transport import MAX_RESPONSE_BYTES
 
-#: The longest the event loop may go without running another task while an answer is
-#: read. Before the fix a 1 MB answer of empty records froze it for 25 s; the work now
-#: takes a few tenths of a second on an idle core, so this holds on a busy one.
+#: The most CPU time the event loop's thread may spend without running another task while
+#: an answer is read. Before the fix a 1 MB answer of empty records froze it for 25 s; the
+#: work now takes a few tenths of a second. Counted in the thread's CPU time, not the
+#: wall clock's, so that other processes on a busy machine do not count.
 MAX_STALL = 2.0
 
 #: The longest an error message may be, whatever the answer.
@@ -50,17 +52,16 @@ async def answering(status: int, body: bytes) -> AsyncIterator[TwoChatSession]:
 
 
 async def stall_of(call: Awaitable[Any]) -> tuple[float, Any]:
-    """Await ``call`` beside a ticker; return the longest gap between ticks and the outcome
-    (the result, or the exception raised)."""
-    loop = asyncio.get_running_loop()
+    """Await ``call`` beside a ticker; return the most CPU time the loop's thread spent
+    between two ticks, and the outcome (the result, or the exception raised)."""
     gaps: list[float] = []
     stop = asyncio.Event()
 
     async def tick() -> None:
-        last = loop.time()
+        last = time.thread_time()
         while not stop.is_set():
             await asyncio.sleep(0.01)
-            now = loop.time()
+            now = time.thread_time()
             gaps.append(now - last)
             last = now
 

@@ -300,3 +300,37 @@ def test_without_opentelemetry_the_methods_are_left_as_they_are() -> None:
     )
     assert json.loads(out.stdout) is False
     assert asyncio.iscoroutinefunction(TwoChatSession.reserve)
+
+
+@pytest.mark.slow
+def test_a_session_looks_for_a_provider_at_its_first_call() -> None:
+    """A session's first call before any provider is set: none of its calls is traced,
+    even after one is set; a session whose first call comes after it is traced."""
+    program = """
+import asyncio, json
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from twochat_async import TwoChatSession
+from twochat_async.testing import FakeTwoChat
+
+async def main():
+    exporter, fake = InMemorySpanExporter(), FakeTwoChat()
+    async with fake as url, TwoChatSession(fake.api_key, base_url=url) as early:
+        later = TwoChatSession(fake.api_key, base_url=url)
+        await early.did_types()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        await early.regions("US")
+        async with later:
+            await later.did_types()
+    print(json.dumps([span.name for span in exporter.get_finished_spans()]))
+
+asyncio.run(main())
+"""
+    out = subprocess.run(  # noqa: S603 - our interpreter and our program
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(out.stdout) == ["twochat.did_types"]

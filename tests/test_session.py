@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import re
 import socket
 import weakref
@@ -244,14 +245,14 @@ def test_allow_insecure_http_must_be_a_bool(flag: Any) -> None:
 @pytest.mark.parametrize(
     ("timeout", "sent"),
     [
-        (7, aiohttp.ClientTimeout(total=None, connect=7.0)),
+        (7, aiohttp.ClientTimeout(total=7.05, connect=7.0, ceil_threshold=math.inf)),
         (
             aiohttp.ClientTimeout(total=12, connect=3, sock_read=5),
-            aiohttp.ClientTimeout(total=None, connect=3, sock_read=5),
+            aiohttp.ClientTimeout(total=12, connect=3, sock_read=5, ceil_threshold=math.inf),
         ),
         (
             aiohttp.ClientTimeout(total=2, connect=30, sock_connect=1),
-            aiohttp.ClientTimeout(total=None, connect=2, sock_connect=1),
+            aiohttp.ClientTimeout(total=2.05, connect=2, sock_connect=1, ceil_threshold=math.inf),
         ),
     ],
     ids=["seconds", "client-timeout", "connect-longer-than-total"],
@@ -259,8 +260,8 @@ def test_allow_insecure_http_must_be_a_bool(flag: Any) -> None:
 async def test_timeout_is_sent_as_a_client_timeout(
     answering: BridgedAioresponses, timeout: Any, sent: aiohttp.ClientTimeout
 ) -> None:
-    """aiohttp is told the connect phase's bound (the total, or connect if shorter), with
-    every request (a borrowed pool too); the SDK bounds the whole request itself."""
+    """aiohttp is told, with every request (a borrowed pool too), the connect phase's
+    bound (the total, or connect if shorter) and a total just after it, neither rounded."""
     async with aiohttp.ClientSession() as http:
         await run(lambda chat: chat.did_types(), timeout=timeout, http_session=http)
     assert sent == only_request(answering)[2]["timeout"]

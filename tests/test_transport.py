@@ -344,11 +344,20 @@ async def test_no_log_line_holds_a_piece_of_the_key(caplog: pytest.LogCaptureFix
 # -- request_sent tells the truth --------------------------------------------------------
 
 
-async def test_a_stalled_tls_handshake_times_out_as_not_sent_and_a_post_is_retried() -> None:
+@pytest.mark.parametrize(
+    "timeout",
+    # aiohttp would round a deadline longer than ceil_threshold up to a whole second: the
+    # connect phase's bound would then pass after the whole request's.
+    [0.3, aiohttp.ClientTimeout(total=0.3, ceil_threshold=0.1)],
+    ids=["seconds", "ceil-threshold"],
+)
+async def test_a_stalled_tls_handshake_times_out_as_not_sent_and_a_post_is_retried(
+    timeout: Any,
+) -> None:
     """A timeout before the request is written is request_sent=False; a POST is re-sent."""
     async with RawServer(None) as server:
         url = f"https://127.0.0.1:{server.port}"
-        error = await failure_of(url, timeout=0.3, max_retries=2)
+        error = await failure_of(url, timeout=timeout, max_retries=2)
     assert isinstance(error, APITimeoutError)
     assert error.request_sent is False
     assert "not sent" in str(error)

@@ -317,6 +317,15 @@ def test_parse_returns_the_json_object_of_a_success(status: int) -> None:
     assert payload == _wire.parse(status, {}, json.dumps(payload).encode())
 
 
+def test_parse_skips_one_utf8_byte_order_mark_and_no_more() -> None:
+    """A body led by UTF-8's byte order mark is read (RFC 8259 lets a parser skip it);
+    a second one is not JSON."""
+    body = json.dumps(ok({"reservation_details": DETAILS})).encode()
+    assert _wire.parse(201, {}, b"\xef\xbb\xbf" + body) == json.loads(body)
+    with pytest.raises(InvalidResponseError, match="not JSON"):
+        _wire.parse(201, {}, b"\xef\xbb\xbf" * 2 + body)
+
+
 @pytest.mark.parametrize(
     ("body", "shown"),
     [

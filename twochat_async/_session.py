@@ -119,7 +119,7 @@ class TwoChatSession:
             argument is invalid (each is checked here, before any request).
     """
 
-    __slots__ = ("__weakref__", "_base_url", "_limiter", "_transport", "_view")
+    __slots__ = ("__weakref__", "_base_url", "_limiter", "_observed", "_transport", "_view")
 
     def __init__(
         self,
@@ -156,6 +156,8 @@ class TwoChatSession:
         )
         self._limiter = _limiter(rate_limit)
         self._view = False
+        #: Whether OpenTelemetry is configured, looked up at the first call (`_observe`).
+        self._observed: bool | None = None
         self._transport = Transport(
             api_key=key,
             base_url=self._base_url,
@@ -204,6 +206,7 @@ class TwoChatSession:
         """
         view = object.__new__(TwoChatSession)
         view._base_url, view._limiter, view._view = self._base_url, self._limiter, True
+        view._observed = self._observed
         view._transport = self._transport.with_options(
             None if timeout is None else _wire.check_timeout(timeout),
             None if max_retries is None else _check_retries(max_retries),

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import platform
 import re
 import time
@@ -30,7 +31,6 @@ from yarl import URL
 from . import _observe, _wire
 from ._limit import Limiter, Turn, acquire_in_turn, new_turn, pause_seconds
 from ._loops import close_guard, close_with_loop, dispose
-from ._loops import timeout as _timeout
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -81,22 +81,23 @@ class _Answer(NamedTuple):
 _CONNECT_GRACE = 0.05
 
 
-def _split_timeout(timeout: aiohttp.ClientTimeout) -> tuple[float, aiohttp.ClientTimeout]:
-    """Return the deadline of the whole request, and the timeouts aiohttp is given.
+def _split_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """Return the timeouts aiohttp is given for each request.
 
-    aiohttp keeps the connect phase (DNS, connect, TLS, a proxy's CONNECT) within
-    ``timeout.total`` (or ``connect`` if shorter); the whole request is bounded here, just
-    after it. ``timeout.total`` is set (`_wire.check_timeout` sees to it).
+    aiohttp bounds the whole request (sending it, reading the answer) by ``total``, and
+    its connect phase (DNS, connect, TLS, a proxy's CONNECT) by ``connect``: the total
+    given, or ``connect`` if shorter; the total is then kept just after it. Neither is
+    rounded up to a whole second (aiohttp's ``ceil_threshold``), or the two could expire
+    together. ``timeout.total`` is set (`_wire.check_timeout` sees to it).
     """
     assert timeout.total is not None
     connect = timeout.total if timeout.connect is None else min(timeout.total, timeout.connect)
-    total = max(timeout.total, connect + _CONNECT_GRACE)
-    return total, aiohttp.ClientTimeout(
-        total=None,
+    return aiohttp.ClientTimeout(
+        total=max(timeout.total, connect + _CONNECT_GRACE),
         connect=connect,
         sock_read=timeout.sock_read,
         sock_connect=timeout.sock_connect,
-        ceil_threshold=timeout.ceil_threshold,
+        ceil_threshold=math.inf,
     )
 
 
@@ -132,6 +133,8 @@ class _Pool:
                 event loop that is still open.
         """
         http, loop = self._http, asyncio.get_running_loop()
+        if loop is self._loop and http is not None and not http.closed:
+            return http  # the usual case: the pool of this loop, open
         if http is None or (http.closed and self.owned):
             return self._open(loop)
         if http.closed:
@@ -226,9 +229,8 @@ class Transport:
         # defaults must not win.
         self._get_headers = headers
         self._post_headers = {**headers, "Content-Type": _JSON}
-        self._deadline, aiohttp_timeout = _split_timeout(timeout)
         self._options: dict[str, Any] = {
-            "timeout": aiohttp_timeout,  # keep first: with_options() replaces it
+            "timeout": _split_timeout(timeout),  # keep first: with_options() replaces it
             # The error body holds 2Chat's message.
             "raise_for_status": False,
             # Decompressed by us, under the size cap (a small gzip body can inflate to
@@ -251,8 +253,7 @@ class Transport:
         view = copy.copy(self)
         if timeout is not None:
             view._timeout = timeout
-            view._deadline, aiohttp_timeout = _split_timeout(timeout)
-            view._options = {**self._options, "timeout": aiohttp_timeout}
+            view._options = {**self._options, "timeout": _split_timeout(timeout)}
         if max_retries is not None:
             view._max_retries = max_retries
         return view
@@ -372,7 +373,7 @@ class Transport:
         http = self._session()
         try:
             began = time.monotonic() if _observe.DEBUG else 0.0
-            async with self._pool.slots or contextlib.nullcontext(), _timeout(self._deadline):
+            async with self._pool.slots or contextlib.nullcontext():
                 if _observe.DEBUG:
                     _observe.waited("a pooled connection", time.monotonic() - began)
                 answer = await self._roundtrip(http, method, path, params, body)

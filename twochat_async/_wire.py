@@ -8,6 +8,7 @@ plain function of its inputs, so it is tested with plain calls.
 from __future__ import annotations
 
 import array
+import codecs
 import gc
 import ipaddress
 import itertools
@@ -519,7 +520,7 @@ def load_json(body: bytes) -> Any:
         gc.disable()
     try:
         # UTF-8, JSON's own encoding (RFC 8259), and a byte order mark it lets us skip.
-        value = _DECODER.decode(body.decode("utf-8-sig"))
+        value = _DECODER.decode(body.removeprefix(codecs.BOM_UTF8).decode())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ValueError(f"not JSON: {snippet(body)!r}") from None
     except RecursionError:  # each array or object nests a call
