@@ -375,6 +375,31 @@ async def test_a_timeout_after_the_request_was_written_is_sent_and_not_retried()
 
 
 @pytest.mark.parametrize(
+    "head",
+    [b"Content-Length: 100000", b"Transfer-Encoding: chunked"],
+    ids=["content-length", "chunked"],
+)
+async def test_an_answer_that_trickles_in_is_bounded_by_the_timeout(head: bytes) -> None:
+    """Headers, then a byte every 50 ms (each read well within any sock_read): the call
+    still ends at its timeout, as a request that may have been processed."""
+
+    async def trickle(_: bytes, __: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 201 Created\r\n" + head + b"\r\n\r\n")
+        chunked = b"chunked" in head
+        for _ in range(200):  # 10 s at most, past the test's 0.5 s
+            writer.write(b"1\r\n \r\n" if chunked else b" ")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    timeout = aiohttp.ClientTimeout(total=0.5, sock_read=5)
+    async with RawServer(trickle) as server:
+        error = await failure_of(server.url, timeout=timeout, max_retries=2)
+    assert isinstance(error, APITimeoutError)
+    assert error.request_sent is True
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
     ("fault", "received"),
     [
         ("refused", False),
