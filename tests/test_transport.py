@@ -83,6 +83,7 @@ class RawServer:
         self.requests: list[bytes] = []
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> RawServer:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -93,6 +94,11 @@ class RawServer:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+        # Python 3.10 and 3.11 do not wait for the connections' handlers: one still
+        # reading a socket the client is closing would be destroyed with the loop.
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @property
     def url(self) -> str:
@@ -100,6 +106,9 @@ class RawServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         try:
             if self.reply is None:  # accept, then say nothing (a stalled TLS handshake)
                 await reader.read()
@@ -116,6 +125,7 @@ class RawServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._tasks.discard(task)
             writer.close()
 
 
@@ -397,6 +407,22 @@ async def test_an_answer_that_trickles_in_is_bounded_by_the_timeout(head: bytes)
     assert isinstance(error, APITimeoutError)
     assert error.request_sent is True
     assert len(server.requests) == 1
+
+
+async def test_a_slow_trace_hook_does_not_unbound_the_request() -> None:
+    """An on_request_start hook slower than the timeout (aiohttp's own total does not run
+    while it does), then a server that never answers: the call still times out."""
+
+    async def slow(*_: Any) -> None:
+        await asyncio.sleep(0.6)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(slow)
+    async with RawServer(hang) as server:
+        error = await asyncio.wait_for(
+            failure_of(server.url, timeout=0.5, trace_configs=[trace]), timeout=20
+        )
+    assert isinstance(error, APITimeoutError)  # the hook ran out the time: nothing answered
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from yarl import URL
 from . import _observe, _wire
 from ._limit import Limiter, Turn, acquire_in_turn, new_turn, pause_seconds
 from ._loops import close_guard, close_with_loop, dispose
+from ._loops import timeout as _timeout
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -371,9 +372,17 @@ class Transport:
         and frames, so ours is raised outside the ``except`` block: never chained to them.
         """
         http = self._session()
+        # aiohttp's total timeout does not run while a trace hook does (one slow enough
+        # would leave the request unbounded): with hooks, the SDK bounds the request too,
+        # just after aiohttp's own deadline.
+        bound = (
+            _timeout(self._options["timeout"].total + _CONNECT_GRACE)
+            if http.trace_configs
+            else contextlib.nullcontext()
+        )
         try:
             began = time.monotonic() if _observe.DEBUG else 0.0
-            async with self._pool.slots or contextlib.nullcontext():
+            async with self._pool.slots or contextlib.nullcontext(), bound:
                 if _observe.DEBUG:
                     _observe.waited("a pooled connection", time.monotonic() - began)
                 answer = await self._roundtrip(http, method, path, params, body)
