@@ -1178,15 +1178,21 @@ def test_too_many_free_form_columns_are_left_out_and_named(
     )
 
 
+async def purchase_answering_yes(fake: FakeTwoChat, *argv: str) -> tuple[int, str, str]:
+    """``twochat purchase ARGV...`` against ``fake``, on a terminal that answers ``y``."""
+    return await on_a_terminal(
+        *("--base-url", fake.base_url, "purchase", *argv),
+        answer=b"y\n",
+        env={"TWOCHAT_API_KEY": API_KEY},
+    )
+
+
 async def test_the_purchase_question_shows_the_price_when_the_group_is_known(
     fake: FakeTwoChat,
 ) -> None:
     """With --country and --region-id the question says the setup and monthly price."""
-    code, out, err = await on_a_terminal(
-        *("--base-url", fake.base_url, "purchase", "tf-800", "--country", "US"),
-        *("--region-id", "124"),
-        answer=b"y\n",
-        env={"TWOCHAT_API_KEY": API_KEY},
+    code, out, err = await purchase_answering_yes(
+        fake, "tf-800", "--country", "US", "--region-id", "124"
     )
     assert (code, err) == (
         0,
@@ -1201,11 +1207,7 @@ async def test_a_bad_country_for_the_purchase_question_is_named_as_typed(
     fake: FakeTwoChat,
 ) -> None:
     """`purchase --country U1` names --country, not COUNTRY or country: exit 2, nothing sent."""
-    code, out, err = await on_a_terminal(
-        *("--base-url", fake.base_url, "purchase", "abc-123", "--country", "U1"),
-        answer=b"y\n",
-        env={"TWOCHAT_API_KEY": API_KEY},
-    )
+    code, out, err = await purchase_answering_yes(fake, "abc-123", "--country", "U1")
     assert (code, out) == (2, "")
     assert err.startswith("twochat: error: --country must be an ISO 3166 alpha-2 code")
     assert (fake.sold, fake.requests) == ({}, [])
@@ -1215,11 +1217,8 @@ async def test_a_purchase_of_a_group_not_in_the_country_asks_nothing_and_buys_no
     fake: FakeTwoChat,
 ) -> None:
     """A group --country does not list is exit 2 naming the options: no question, no sale."""
-    code, out, err = await on_a_terminal(
-        *("--base-url", fake.base_url, "purchase", "ber-30", "--country", "US"),
-        *("--region-id", "123"),
-        answer=b"y\n",
-        env={"TWOCHAT_API_KEY": API_KEY},
+    code, out, err = await purchase_answering_yes(
+        fake, "ber-30", "--country", "US", "--region-id", "123"
     )
     assert (code, out) == (2, "")
     assert err == (
