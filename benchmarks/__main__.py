@@ -18,27 +18,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.budget import budget, budget_report, purchase, purchase_report
+from benchmarks.budget import budget_report, fleets, purchase_report
 from benchmarks.common import PINNED_MALLOC, ROOT, Result
 from benchmarks.cpu import cpu, cpu_report
 from benchmarks.memory import memory, memory_report
 from benchmarks.servers import Servers
 from benchmarks.startup import startup, startup_report
 
+Args = argparse.Namespace
 
-def _loads(args: argparse.Namespace) -> tuple[bool, ...]:
-    """Idle, then with every core saturated (--quick: idle only)."""
+
+def _loads(args: Args) -> tuple[bool, ...]:
+    """The fleets run idle, then with every core saturated (--quick: idle only)."""
     return (False,) if args.quick else (False, True)
 
 
-Section = tuple[Callable[[Servers, argparse.Namespace], Result], Callable[[Result], list[str]]]
-SECTIONS: dict[str, Section] = {
+#: Each section: how it is measured, how it is reported.
+SECTIONS: dict[str, tuple[Callable[[Servers, Args], Result], Callable[[Result], list[str]]]] = {
     "budget": (
-        lambda s, a: budget(s, calls=a.calls, per_minute=a.rate, loads=_loads(a)),
+        lambda s, a: fleets(s, a.calls, a.rate, money=False, loads=_loads(a)),
         budget_report,
     ),
     "purchase": (
-        lambda s, a: purchase(s, queue=a.queue, per_minute=a.rate, loads=_loads(a)),
+        lambda s, a: fleets(s, a.queue, a.rate, money=True, loads=_loads(a)),
         purchase_report,
     ),
     "memory": (lambda s, a: memory(s, calls=a.in_flight), memory_report),
@@ -57,7 +59,7 @@ SIZES = {
 }
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
+def parse(argv: list[str] | None) -> Args:
     """The command line; sizes left unset take --quick's or the full run's values."""
     parser = argparse.ArgumentParser("python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("sections", nargs="*", metavar="SECTION", help=", ".join(SECTIONS))
@@ -81,16 +83,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def meta(quick: bool) -> Result:
     """What a result depends on: the code, the versions, the machine and its load."""
     installed = {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
-    git = ["git", "describe", "--always", "--dirty"]  # the commit measured
-    try:
-        commit = subprocess.run(git, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+    try:  # the commit measured
+        git = ["git", "describe", "--always", "--dirty"]
+        commit = subprocess.run(git, cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: S603
     except OSError:  # no git here (an unpacked sdist, a chroot)
-        described = None
-    else:
-        described = commit.stdout.strip() or None
+        commit = ""
     return {
         "quick": quick,
-        "commit": described,
+        "commit": commit or None,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_before": os.getloadavg(),
@@ -99,28 +99,25 @@ def meta(quick: bool) -> Result:
     }
 
 
-def run_child(function: str, job: str) -> None:
-    """Run ``benchmarks.<module>.<function>(job)``; print its result as the last line."""
-    module, name = function.rsplit(".", 1)
-    target: Callable[[Any], Any] = getattr(importlib.import_module(f"benchmarks.{module}"), name)
-    print(json.dumps(target(json.loads(job))), flush=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the sections asked for; print each one's report; write the JSON if asked."""
     args = parse(argv)
-    if args.child:
-        run_child(*args.child)
+    if args.child:  # benchmarks.<module>.<function>(job) for a parent: its result, last
+        (module, function), job = args.child[0].rsplit(".", 1), json.loads(args.child[1])
+        target: Callable[[Any], Any] = getattr(
+            importlib.import_module(f"benchmarks.{module}"), function
+        )
+        print(json.dumps(target(job)), flush=True)
         return
-    results: Result = {"meta": meta(args.quick)}
-    m = results["meta"]
+    m = meta(args.quick)
+    results: Result = {"meta": m}
     load = " ".join(f"{x:.2f}" for x in m["load_before"])
-    size = " (quick)" if args.quick else ""
-    print(f"twochat-async benchmark{size}: commit {m['commit']}, Python {m['python']}, ", end="")
-    print(f"{m['cpus']} CPUs, load {load}")
+    print(
+        f"twochat-async benchmark{' (quick)' if args.quick else ''}: commit {m['commit']}, ", end=""
+    )
+    print(f"Python {m['python']}, {m['cpus']} CPUs, load {load}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
-    servers = Servers()
-    started = time.perf_counter()
+    servers, started = Servers(), time.perf_counter()
     try:
         for name in args.sections or list(SECTIONS):
             measure, report = SECTIONS[name]

@@ -1,12 +1,6 @@
-"""The rate budget as a fleet feels it: 429s met, budget used, Redis connections, and how
-long a purchase waits behind a queue.
-
-Every session here has ``rate_limit=per_minute`` (shared through one `RedisRateLimit`
-when there are several processes) and talks to the stand-in, which refuses more than
-``per_minute * WINDOW / 60`` requests of the API key in any ``WINDOW`` s: 2Chat's sliding
-minute, scaled so that a run takes seconds. A loaded run has every core kept busy by
-processes of its own meanwhile. tests/test_fleet.py asserts the goals on these runs.
-"""
+"""The rate budget as a fleet feels it: 429s, budget used, Redis connections, and how long
+a purchase waits behind a queue, against the stand-in's sliding window (docs/performance.md).
+tests/test_fleet.py asserts the goals on these runs."""
 
 from __future__ import annotations
 
@@ -16,12 +10,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import API_KEY, GROUP_ID, Result, log, result, spawn, table
-from benchmarks.servers import Servers, StandIn, counts
+from benchmarks.servers import Servers, StandIn
 
 #: The stand-in's window, in seconds: 2Chat's minute, scaled (2Chat's 3 % margin over a
 #: 60 s window is 1.8 s of jitter; over this one, 180 ms).
@@ -67,13 +61,10 @@ def connections_to(port: int) -> int:
 
 
 def worker(job: Result) -> Result:
-    """In a child: ``job["calls"]`` reserve()s at once; with ``job["money"]``, one purchase().
-
-    Prints ``ready`` once built, then starts its calls at the wall-clock time read from
-    stdin, so that processes started together call together however slowly each started.
-    With ``job["until_money"]`` the queued calls are cancelled once the stand-in has seen
-    the purchase (the purchase's runs need not drain their queues).
-    """
+    """In a child: ``job["calls"]`` reserve()s at once, from the wall-clock time read from
+    stdin once it printed ``ready`` (processes started together call together); with
+    ``job["money"]``, one purchase(). With ``job["until_money"]`` the queued calls are
+    cancelled once the stand-in has seen the purchase: its runs need not drain the queue."""
     from twochat_async import TwoChatSession
 
     limit: Any = job["per_minute"]
@@ -94,13 +85,9 @@ def worker(job: Result) -> Result:
             await asyncio.sleep(0.02)
 
     async def main() -> Result:
-        import aiohttp
-
         out: Result = {}
-        async with (
-            TwoChatSession(API_KEY, base_url=job["url"], rate_limit=limit) as chat,
-            aiohttp.ClientSession() as probe,
-        ):
+        standin = StandIn(job["url"])
+        async with TwoChatSession(API_KEY, base_url=job["url"], rate_limit=limit) as chat:
             sampler = asyncio.create_task(sample())
             await asyncio.sleep(max(0.0, start_at - time.time()))
             began = time.time()
@@ -108,17 +95,14 @@ def worker(job: Result) -> Result:
                 asyncio.create_task(chat.reserve(f"{GROUP_ID}-{job['n']}-{i}"))
                 for i in range(job["calls"])
             ]
-            # Once the first reserve() reached the stand-in, every task has queued.
-            while not (await counts(probe, job["url"]))[0]:  # noqa: ASYNC110 - in the server
-                await asyncio.sleep(0.005)
+            await standin.reached(1)  # once the first reserve() has, every task has queued
             if job.get("money"):
-                out["issued_after"] = (await counts(probe, job["url"]))[0]
+                out["issued_after"] = await standin.reached()
                 started = time.perf_counter()
                 await chat.purchase(MONEY_GROUP)
                 out["waited_s"] = time.perf_counter() - started
-            while job.get("until_money") and not (await counts(probe, job["url"]))[1]:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
             if job.get("until_money"):
+                await standin.reached(purchases=1)
                 for task in tasks:
                     task.cancel()
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
@@ -150,10 +134,7 @@ def run_fleet(
     money: bool = False,
 ) -> Result:
     """``calls`` split over ``processes`` workers started together; what the stand-in counted.
-
-    With ``money``, the first worker also times a purchase() issued once the calls queue,
-    and every worker stops once it is sent.
-    """
+    With ``money``, the first worker also times a purchase() issued once the calls queue."""
     standin.reset(window_limit(per_minute), WINDOW)
     job = {"url": standin.url, "per_minute": per_minute, "redis_url": redis, "until_money": money}
     each = calls // processes
@@ -197,12 +178,14 @@ def run_fleet(
     return out
 
 
-def _fleets(
+def fleets(
     servers: Servers, calls: int, per_minute: int, *, money: bool, loads: tuple[bool, ...]
-) -> list[Result]:
-    runs: list[Result] = []
-    sizes = (1, 4) if money else (1, 4, 8)
-    for processes in sizes:
+) -> Result:
+    """The budget section (1, 4 and 8 processes making ``calls`` in all) or, with ``money``,
+    the purchase section (1 and 4, a purchase() behind ``calls`` queued reserve()s)."""
+    out: Result = {"calls": calls, "per_minute": per_minute, "limit": window_limit(per_minute)}
+    out["runs"] = runs = []
+    for processes in (1, 4) if money else (1, 4, 8):
         redis = None if processes == 1 else servers.redis
         if processes > 1 and redis is None:
             runs.append({"processes": processes, "status": "redis-server not installed"})
@@ -214,59 +197,47 @@ def _fleets(
                 servers.standin, processes, calls, per_minute, redis, loaded=loaded, money=money
             )
             runs.append({k: v for k, v in run.items() if k != "order"})
-    return runs
-
-
-def budget(
-    servers: Servers, *, calls: int, per_minute: int, loads: tuple[bool, ...] = (False, True)
-) -> Result:
-    """The budget section: 1, 4 and 8 processes making ``calls`` in all, idle and loaded."""
-    out: Result = {"per_minute": per_minute, "window_s": WINDOW, "limit": window_limit(per_minute)}
-    return out | {"runs": _fleets(servers, calls, per_minute, money=False, loads=loads)}
+    return out
 
 
 def budget_report(out: Result) -> list[str]:
     """The budget section as text lines."""
-    rows: list[list[object]] = []
-    for run in out["runs"]:
-        if "status" in run:
-            rows.append([run["processes"], run["status"], *[""] * 7])
-            continue
-        used = f"{run['budget_used'] or 0:.0%}"
-        load = "loaded" if run["loaded"] else "idle"
-        wall = f"{run['wall_s']:.1f} s"
-        counted = [run["calls"], run["succeeded"], run["requests"], run["429s"], used]
-        rows.append([run["processes"], load, *counted, run["redis_connections"], wall])
+
+    def cells(run: Result) -> list[object]:
+        counted = [run["calls"], run["succeeded"], run["requests"], run["429s"]]
+        return [
+            *counted,
+            f"{run['budget_used'] or 0:.0%}",
+            run["redis_connections"],
+            f"{run['wall_s']:.1f} s",
+        ]
+
     header = ["processes", "cores", "calls", "succeeded", "requests", "429s", "budget used"]
+    rows = _rows(out, cells)
     return [
         f"budget: calls at once, rate_limit={out['per_minute']} (shared in Redis by several "
         f"processes); the stand-in refuses more than {out['limit']} requests in any "
-        f"{out['window_s']:g} s (2Chat's sliding minute, scaled)",
+        f"{WINDOW:g} s (2Chat's sliding minute, scaled)",
         *table([*header, "Redis conns/process", "wall"], rows),
     ]
 
 
-def purchase(
-    servers: Servers, *, queue: int, per_minute: int, loads: tuple[bool, ...] = (False, True)
-) -> Result:
-    """The purchase section: a purchase() issued behind ``queue`` queued reserve()s."""
-    runs = _fleets(servers, queue, per_minute, money=True, loads=loads)
-    return {"queue": queue, "per_minute": per_minute, "runs": runs}
-
-
 def purchase_report(out: Result) -> list[str]:
     """The purchase section as text lines."""
-    rows: list[list[object]] = []
-    fifo = out["queue"] / (out["per_minute"] / 60)
-    for run in out["runs"]:
-        if "status" in run:
-            rows.append([run["processes"], run["status"], "", "", ""])
-            continue
-        load = "loaded" if run["loaded"] else "idle"
-        waited = f"{run['waited_s']:.2f} s"
-        rows.append([run["processes"], load, waited, run["requests_ahead"], run["429s"]])
+    rows = _rows(out, lambda r: [f"{r['waited_s']:.2f} s", r["requests_ahead"], r["429s"]])
+    first_come = out["calls"] / (out["per_minute"] / 60)
     return [
-        f"purchase() issued behind {out['queue']} queued reserve()s in all, "
-        f"rate_limit={out['per_minute']}/min (first come first served: {fifo:.1f} s)",
+        f"purchase() issued behind {out['calls']} queued reserve()s in all, "
+        f"rate_limit={out['per_minute']}/min (first come first served: {first_come:.1f} s)",
         *table(["processes", "cores", "waited", "requests sent first", "429s"], rows),
+    ]
+
+
+def _rows(out: Result, cells: Callable[[Result], list[object]]) -> list[list[object]]:
+    """A row per run: its processes, its load, then ``cells(run)`` (or why it did not run)."""
+    return [
+        [run["processes"], run["status"]]
+        if "status" in run
+        else [run["processes"], "loaded" if run["loaded"] else "idle", *cells(run)]
+        for run in out["runs"]
     ]

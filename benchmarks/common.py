@@ -17,11 +17,8 @@ GROUP_ID = "abc-123"
 #: A group the stand-in answers only after ``servers.HOLD_SECONDS`` (the memory section).
 SLOW_GROUP = "slow-group"
 
-#: glibc malloc, fixed for every measuring child. asyncio reads each socket into a fresh
-#: 256 KiB buffer; left to glibc, whether it comes from the heap or from its own mmap
-#: depends on what the process freed while importing, and the mmap case costs
-#: mmap + mremap + munmap and two page faults per read. A threshold above 256 KiB keeps it
-#: on the heap for every client alike. glibc reads these once, at start: hence children.
+#: glibc malloc, fixed for every measuring child (read once, at start): asyncio's 256 KiB
+#: read buffer then comes from the heap for every client alike (docs/performance.md).
 PINNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "2097152"}
 
 Result = dict[str, Any]
@@ -41,17 +38,18 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    """Aligned text lines: the first column to the left, the others to the right."""
-    cells = [list(header), *([str(cell) for cell in row] for row in rows)]
-    widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
-    return [
-        "  "
-        + "  ".join(
-            c.rjust(w) if i else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in cells
+    """Aligned text lines: the first column to the left, the others to the right; a short
+    row is blank to its end."""
+    cells = [
+        list(header),
+        *([str(c) for c in row] + [""] * (len(header) - len(row)) for row in rows),
     ]
+    widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
+    aligned = (
+        [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        for row in cells
+    )
+    return ["  " + "  ".join(row) for row in aligned]
 
 
 def spawn(function: str, job: Result) -> subprocess.Popen[str]:

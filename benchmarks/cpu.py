@@ -1,10 +1,5 @@
-"""CPU per call of ``reserve()`` beside raw aiohttp and httpx, side by side in one process.
-
-Every client makes the same call: ``POST /open/numbers/reservations`` with the API key
-header and ``{"group_id": ...}``, checks the 201, decodes the JSON and builds a record
-with timezone-aware datetimes. The server is a private nginx answering a fixed 201 (its
-CPU is not counted), or the stand-in without a budget when nginx is not installed.
-"""
+"""CPU per call of ``reserve()`` beside raw aiohttp and httpx, side by side in one process:
+the same call, the 201 checked, a record with aware datetimes built (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -54,22 +49,14 @@ def to_record(payload: dict[str, Any], group_id: str) -> RawReservation:
 
 
 @contextlib.asynccontextmanager
-async def sdk(url: str) -> AsyncIterator[Call]:
-    """``TwoChatSession.reserve`` with its defaults."""
+async def sdk(url: str, *, span: bool = True) -> AsyncIterator[Call]:
+    """``TwoChatSession.reserve`` with its defaults; ``span=False``: without the
+    OpenTelemetry wrapper around it, to measure what it costs with no provider configured."""
     from twochat_async import TwoChatSession
 
     async with TwoChatSession(API_KEY, base_url=url) as chat:
-        yield chat.reserve
-
-
-@contextlib.asynccontextmanager
-async def sdk_without_span(url: str) -> AsyncIterator[Call]:
-    """``TwoChatSession.reserve`` without the OpenTelemetry span wrapped around it: beside
-    ``sdk``, what the span and metrics cost with no provider configured (the no-op API)."""
-    from twochat_async import TwoChatSession
-
-    async with TwoChatSession(API_KEY, base_url=url) as chat:
-        yield functools.partial(TwoChatSession.reserve.__wrapped__, chat)  # type: ignore[attr-defined]
+        wrapped = TwoChatSession.reserve
+        yield chat.reserve if span else functools.partial(wrapped.__wrapped__, chat)  # type: ignore[attr-defined]
 
 
 @contextlib.asynccontextmanager
@@ -109,7 +96,12 @@ async def raw_httpx(url: str) -> AsyncIterator[Call]:
         yield reserve
 
 
-CLIENTS = {"sdk": sdk, "sdk_no_span": sdk_without_span, "aiohttp": raw_aiohttp, "httpx": raw_httpx}
+CLIENTS: dict[str, Callable[[str], contextlib.AbstractAsyncContextManager[Call]]] = {
+    "sdk": sdk,
+    "sdk_no_span": functools.partial(sdk, span=False),
+    "aiohttp": raw_aiohttp,
+    "httpx": raw_httpx,
+}
 TITLES = {
     "sdk": "twochat_async reserve()",
     "sdk_no_span": "  the same without its span",
@@ -131,22 +123,18 @@ async def run(call: Call, n: int, concurrency: int) -> None:
     await asyncio.gather(*(one_at_a_time() for _ in range(min(concurrency, n))))
 
 
-def minor_faults() -> int:
-    """Minor page faults of this process so far: near 0 per call while malloc is pinned."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
 def measure(job: Result) -> Result:
-    """In a child: time every client in alternating blocks; CPU us and faults per call per block.
+    """In a child: per concurrency, each of ``rounds`` rounds times one block of each client,
+    in order on even rounds and in reverse on odd ones (a drift of the machine falls on all
+    alike); CPU us and minor page faults (near 0 while malloc is pinned) per call."""
 
-    Per concurrency, each of ``rounds`` rounds times one block of each client, in order on
-    even rounds and in reverse on odd ones, so that a drift of the machine falls on all alike.
-    """
+    def faults() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
     async def main() -> Result:
-        out: Result = {}
+        out: Result = {"malloc": {k: os.environ.get(k) for k in PINNED_MALLOC}}
+        names: list[str] = job["clients"]
         async with contextlib.AsyncExitStack() as stack:
-            names: list[str] = job["clients"]
             calls = {n: await stack.enter_async_context(CLIENTS[n](job["url"])) for n in names}
             for conc in job["concurrencies"]:
                 # httpx costs several times more per call: smaller blocks keep the run short.
@@ -156,19 +144,24 @@ def measure(job: Result) -> Result:
                     if record.number != "+12135551234" or record.expires_at.utcoffset() is None:
                         raise AssertionError(f"wrong record: {record!r}")  # none may do less
                     await run(calls[name], size[name], conc)
-                cpu: dict[str, list[float]] = {name: [] for name in names}
-                faults: dict[str, list[float]] = {name: [] for name in names}
+                cell: Result = {"cpu_us": {n: [] for n in names}, "faults": {n: [] for n in names}}
                 for round_ in range(job["rounds"]):
                     for name in names if round_ % 2 == 0 else names[::-1]:
                         gc.collect()  # every block starts with empty young generations
-                        f0, c0 = minor_faults(), time.process_time()
+                        f0, c0 = faults(), time.process_time()
                         await run(calls[name], size[name], conc)
-                        cpu[name].append((time.process_time() - c0) / size[name] * 1e6)
-                        faults[name].append((minor_faults() - f0) / size[name])
-                out[str(conc)] = {"cpu_us": cpu, "faults": faults, "block": size}
-        return out | {"malloc": {k: os.environ.get(k) for k in PINNED_MALLOC}}
+                        cell["cpu_us"][name].append((time.process_time() - c0) / size[name] * 1e6)
+                        cell["faults"][name].append((faults() - f0) / size[name])
+                out[str(conc)] = cell | {"block": size}
+        return out
 
     return asyncio.run(main())
+
+
+def ratio(over: list[float], under: list[float]) -> Result:
+    """Quartiles of the per-round ratios of two clients' blocks."""
+    q1, median, q3 = quartiles([o / u for o, u in zip(over, under, strict=True)])
+    return {"median": median, "q1": q1, "q3": q3}
 
 
 def cpu(
@@ -192,13 +185,11 @@ def cpu(
             q1, median, q3 = quartiles(cell["cpu_us"][name])
             faults = quartiles(cell["faults"][name])[1]
             row[name] = {"cpu_us_per_call": median, "q1": q1, "q3": q3, "faults_per_call": faults}
-        sdk, aiohttp = cell["cpu_us"]["sdk"], cell["cpu_us"]["aiohttp"]
-        q1, median, q3 = quartiles([s / a for s, a in zip(sdk, aiohttp, strict=True)])
-        row["sdk_over_aiohttp"] = {"median": median, "q1": q1, "q3": q3, "met": median <= TARGET}
+        sdk = cell["cpu_us"]["sdk"]
+        row["sdk_over_aiohttp"] = ratio(sdk, cell["cpu_us"]["aiohttp"])
+        row["sdk_over_aiohttp"]["met"] = row["sdk_over_aiohttp"]["median"] <= TARGET
         if "sdk_no_span" in clients:
-            bare = cell["cpu_us"]["sdk_no_span"]
-            q1, median, q3 = quartiles([s / b for s, b in zip(sdk, bare, strict=True)])
-            row["span_cost"] = {"median": median, "q1": q1, "q3": q3}
+            row["span_cost"] = ratio(sdk, cell["cpu_us"]["sdk_no_span"])
         out["by_concurrency"][conc] = row
     return out
 
@@ -212,10 +203,10 @@ def cpu_report(out: Result) -> list[str]:
             us, spread = f"{c['cpu_us_per_call']:.1f}", f"{c['q1']:.1f}-{c['q3']:.1f}"
             rows.append([TITLES[name], conc, us, spread, f"{c['faults_per_call']:.2f}"])
         r = row["sdk_over_aiohttp"]
+        met = "met" if r["met"] else "NOT MET"
         ratios.append(
-            f"  reserve() / raw aiohttp, CPU per call, conc {conc}: {r['median']:.2f} "
-            f"(q1-q3 of block pairs {r['q1']:.2f}-{r['q3']:.2f}), "
-            f"target <= {out['target']:.2f}: {'met' if r['met'] else 'NOT MET'}"
+            f"  reserve() / raw aiohttp, CPU per call, conc {conc}: {r['median']:.2f} (q1-q3 of "
+            f"block pairs {r['q1']:.2f}-{r['q3']:.2f}), target <= {out['target']:.2f}: {met}"
         )
         if "span_cost" in row:
             r = row["span_cost"]

@@ -1,11 +1,5 @@
-"""Memory per call in flight: N calls held open by a server that does not answer yet.
-
-Each client runs in a fresh child. The stand-in holds every reservation of
-``SLOW_GROUP``; the calls beyond the pool's 100 connections wait for one, as a user's
-would. Once the stand-in has the 100 held requests, every call has started (the others
-queue at their first step) and memory is read: the resident set's growth (untraced),
-then, for a second batch, what ``tracemalloc`` sees still allocated.
-"""
+"""Memory per call in flight: N calls held open by the stand-in, each client in a fresh
+child; the resident set's growth, then what ``tracemalloc`` sees (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -13,11 +7,10 @@ import asyncio
 import gc
 import os
 import tracemalloc
-from typing import Any
 
 from benchmarks.common import GROUP_ID, SLOW_GROUP, Result, child, log, table
-from benchmarks.cpu import CLIENTS, TITLES, Call
-from benchmarks.servers import Servers, counts
+from benchmarks.cpu import CLIENTS, TITLES
+from benchmarks.servers import Servers, StandIn
 
 #: Connections in each client's pool (the SDK's and aiohttp's default).
 POOL = 100
@@ -29,31 +22,22 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-async def _held(call: Call, n: int, url: str, probe: Any) -> list[asyncio.Task[Any]]:
-    """Start ``n`` held calls; return their tasks once the server has the pool's share."""
-    expected = (await counts(probe, url))[0] + min(n, POOL)
-    tasks = [asyncio.create_task(call(SLOW_GROUP)) for _ in range(n)]
-    while (await counts(probe, url))[0] < expected:  # noqa: ASYNC110 - the count is in the server
-        await asyncio.sleep(0.02)
-    return tasks
-
-
 def in_flight(job: Result) -> Result:
     """In a child: memory per call with ``job["calls"]`` calls of ``job["client"]`` in flight."""
-    import aiohttp
-
-    n, url = job["calls"], job["url"]
+    n, standin = job["calls"], StandIn(job["url"])
 
     async def main() -> Result:
-        async with CLIENTS[job["client"]](url) as call, aiohttp.ClientSession() as probe:
+        async with CLIENTS[job["client"]](standin.url) as call:
             await call(GROUP_ID)  # imports done, pool made
             sizes = []
             for traced in (False, True):
+                expected = await standin.reached() + min(n, POOL)
                 gc.collect()
                 if traced:
                     tracemalloc.start()
                 before = rss_bytes()
-                tasks = await _held(call, n, url, probe)
+                tasks = [asyncio.create_task(call(SLOW_GROUP)) for _ in range(n)]
+                await standin.reached(expected)
                 sizes.append(tracemalloc.get_traced_memory()[0] if traced else rss_bytes() - before)
                 tracemalloc.stop()
                 for task in tasks:
@@ -70,9 +54,8 @@ def memory(servers: Servers, *, calls: int) -> Result:
     servers.standin.reset(None)  # no budget: every held call must reach it
     for name in ("sdk", "aiohttp"):
         log(f"memory: {calls} calls of {name} in flight")
-        out[name] = child(
-            "memory.in_flight", {"client": name, "calls": calls, "url": servers.standin.url}
-        )
+        job = {"client": name, "calls": calls, "url": servers.standin.url}
+        out[name] = child("memory.in_flight", job)
     return out
 
 

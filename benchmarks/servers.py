@@ -1,11 +1,6 @@
-"""The servers the benchmark talks to: the 2Chat stand-in, nginx and redis-server.
-
-The stand-in (``python -m benchmarks.servers``, an aiohttp.web process of its own) answers
-``POST /open/numbers/reservations``, ``/purchase`` and ``DELETE .../reservations/{uuid}``
-and counts them the way 2Chat counts its budget: a sliding window per API key
-(:class:`Window`). Without a budget it is also the CPU section's server when nginx is not
-installed. The tests of the shared budget use it too.
-"""
+"""The servers the benchmark talks to: nginx, redis-server, and the 2Chat stand-in (an
+aiohttp.web process answering reserve, purchase and cancel, counting a sliding window per
+API key as 2Chat counts its budget: :class:`Window`)."""
 
 from __future__ import annotations
 
@@ -99,18 +94,16 @@ def serve(port: int) -> None:
         return web.json_response({})
 
     async def stats(request: web.Request) -> web.Response:
+        if "count" in request.query:  # polled often: the counts only
+            purchases = sum(what == "purchase" for _, what, _, _ in arrivals)
+            return web.json_response({"arrivals": len(arrivals), "purchases": purchases})
         return web.json_response({"arrivals": arrivals})
-
-    async def count(request: web.Request) -> web.Response:
-        purchases = sum(what == "purchase" for _, what, _, _ in arrivals)
-        return web.json_response({"arrivals": len(arrivals), "purchases": purchases})
 
     app = web.Application()
     app.router.add_post("/open/numbers/{what:reservations|purchase}", numbers)
     app.router.add_delete("/open/numbers/reservations/{uuid}", numbers)
     app.router.add_post("/__reset", reset)
     app.router.add_get("/__stats", stats)
-    app.router.add_get("/__count", count)
     # No signal handlers: SIGTERM ends it at once, held answers and all.
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=False)
 
@@ -142,13 +135,15 @@ class StandIn:
         stats = self._call("/__stats")["arrivals"]
         return [(float(t), str(w), int(s), str(g)) for t, w, s, g in stats]
 
-
-async def counts(session: Any, url: str) -> tuple[int, int]:
-    """From a child: the requests the stand-in at ``url`` received since its reset, and how
-    many of them were purchases."""
-    async with session.get(url + "/__count") as answer:
-        got = await answer.json()
-        return int(got["arrivals"]), int(got["purchases"])
+    async def reached(self, arrivals: int = 0, purchases: int = 0) -> int:
+        """Wait until ``arrivals`` requests and ``purchases`` purchases have arrived since the
+        last reset; return how many requests have. Polled from a thread: an event loop's
+        calls go on meanwhile."""
+        while True:
+            got = await asyncio.to_thread(self._call, "/__stats?count")
+            if got["arrivals"] >= arrivals and got["purchases"] >= purchases:
+                return int(got["arrivals"])
+            await asyncio.sleep(0.02)
 
 
 def _utc(seconds: float) -> str:
@@ -163,22 +158,15 @@ def free_port() -> int:
         return port
 
 
-def _answers(port: int, hello: bytes, expect: bytes) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), 1) as sock:
-            sock.sendall(hello)
-            return sock.recv(64).startswith(expect) if expect else True
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
-def _process(argv: list[str], port: int, hello: bytes = b"", expect: bytes = b"") -> Iterator[None]:
-    """Run ``argv`` while the block runs, entered once ``port`` answers ``hello``."""
+def _process(argv: list[str], port: int) -> Iterator[None]:
+    """Run ``argv`` while the block runs, entered once it accepts connections on ``port``."""
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)  # noqa: S603 - ours
     try:
         deadline = time.monotonic() + 15
-        while not _answers(port, hello, expect):
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{argv[0]} did not start (exit status {proc.returncode})")
             time.sleep(0.05)
@@ -244,7 +232,7 @@ class Servers:
         port = free_port()
         options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         argv = [binary, *options, "--dir", self._tmp, "--logfile", f"{self._tmp}/redis.log"]
-        self._stack.enter_context(_process(argv, port, b"PING\r\n", b"+PONG"))
+        self._stack.enter_context(_process(argv, port))
         return f"redis://127.0.0.1:{port}/0"
 
     def close(self) -> None:
