@@ -328,6 +328,74 @@ async def test_a_cancelled_waiter_gives_its_slot_back(redis_url: str, fake: Fake
     assert fake.calls["GET /open/numbers/did-types"] == 2
 
 
+async def test_a_waiter_cancelled_while_its_booking_is_in_flight_gives_the_slot_back(
+    redis_port: int, redis_url: str, fake: FakeTwoChat
+) -> None:
+    """Cancelled after Redis booked its slot but before the answer came back, a waiter
+    still reads the answer and gives the slot back: Redis's schedule is where it was."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    async with HeldAnswers(redis_port) as proxy:
+        limit = RedisRateLimit(proxy.url, per_minute=60)
+        async with TwoChatSession(API_KEY, base_url=fake.base_url, rate_limit=limit) as chat:
+            await chat.did_types()
+            booked = await tat(client)
+            proxy.flowing.clear()  # Redis gets the next booking; its answer waits here
+            waiting = asyncio.create_task(chat.did_types())
+            await until_changed(client, booked)
+            waiting.cancel()
+            await asyncio.sleep(0)  # the cancellation reaches the waiter first
+            proxy.flowing.set()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            given_back = await tat(client)
+            await chat.did_types()  # takes the slot given back
+    await client.aclose()
+    assert given_back == booked
+    assert fake.calls["GET /open/numbers/did-types"] == 2
+
+
+class HeldAnswers:
+    """A TCP proxy to Redis that passes requests at once and holds Redis's answers back
+    while ``flowing`` is clear."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> HeldAnswers:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        upstream, up = await asyncio.open_connection("127.0.0.1", self.port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, held: bool) -> None:
+            while data := await src.read(65536):
+                if held:
+                    await self.flowing.wait()
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up, False), pipe(upstream, writer, True))
+        finally:
+            up.close()
+            writer.close()
+
+
 async def tat(client: redis.asyncio.Redis) -> list[Any]:
     """The next free slot ("tat") of every budget in Redis."""
     return [await client.hget(key, "tat") for key in sorted(await client.keys("twochat:budget:*"))]

@@ -335,10 +335,24 @@ class RedisRateLimit(Limiter):
         return True
 
     async def _book(self, mode: str, slot: int) -> _Booking:
-        """Book a slot (or confirm ``slot``): the process's one round trip in flight."""
+        """Book a slot (or confirm ``slot``): the process's one round trip in flight.
+
+        A caller cancelled meanwhile waits up to GIVE_BACK_TIMEOUT for the answer: Redis
+        may have booked the slot, which then stays the process's (for the next first
+        caller, or given back by `acquire`) instead of being lost.
+        """
         self._busy = True
+        trip = asyncio.ensure_future(self._run(mode, slot))
+        trip.add_done_callback(_retrieved)
         try:
-            wait, slot, tat = await self._run(mode, slot)
+            wait, slot, tat = await asyncio.shield(trip)
+        except asyncio.CancelledError:
+            await asyncio.wait([trip], timeout=GIVE_BACK_TIMEOUT)
+            if trip.done() and not trip.cancelled() and trip.exception() is None:
+                wait, slot, tat = trip.result()
+                self._booked = _Booking(wait, slot, tat, time.monotonic() + wait / 1e6)
+            trip.cancel()  # a trip still in flight: its slot is wasted, as on a stalled Redis
+            raise
         finally:
             self._busy = False
             self._queue.wake_first()
@@ -488,6 +502,12 @@ class RedisRateLimit(Limiter):
 @functools.cache
 def _booker(pid: int) -> str:
     return f"{socket.gethostname()}:{pid}"
+
+
+def _retrieved(trip: asyncio.Future[Any]) -> None:
+    """Retrieve a booking trip's error, which its cancelled caller may not have read."""
+    if not trip.cancelled():
+        trip.exception()
 
 
 def _process() -> str:
